@@ -1,0 +1,239 @@
+"""Reductions over CSR segments, in native torch.
+
+A segmentation of ``N`` values into ``S`` segments is given by ``offsets`` (S+1,) int64,
+non-decreasing, ``offsets[0] == 0`` and ``offsets[-1] == N``: segment ``s`` holds the values
+``x[offsets[s]:offsets[s+1]]``. ``x`` is (N,) or (N, F); every reduction returns (S,) or
+(S, F) on ``x``'s device.
+
+Empty-segment policy: every statistic of an empty segment is ``0`` (as torch_scatter does),
+never NaN or inf. Statistics that need more values than a segment has (``std`` with
+``correction=1`` on one value) are ``0`` too. Inputs are assumed finite.
+
+Offsets are trusted (``unsafe=True``): validate them once where they are built
+(:func:`check_offsets`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_offsets",
+    "segment_ids",
+    "segment_lengths",
+    "segment_count",
+    "segment_sum",
+    "segment_mean",
+    "segment_std",
+    "segment_min",
+    "segment_max",
+    "segment_sort",
+    "segment_quantile",
+    "segment_median",
+    "segment_nunique",
+    "segment_runs",
+    "segment_mode_share",
+    "segment_bincount",
+    "segment_histogram",
+    "segment_diff",
+    "csr_gather",
+]
+
+
+def check_offsets(offsets: Tensor, n: int) -> None:
+    """Raise ``ValueError`` unless ``offsets`` is a valid CSR pointer over ``n`` values."""
+    if offsets.dim() != 1 or offsets.numel() < 1 or offsets.dtype != torch.int64:
+        raise ValueError(f"offsets must be a 1-d int64 tensor of length S+1, got {tuple(offsets.shape)} {offsets.dtype}")
+    if int(offsets[0]) != 0 or int(offsets[-1]) != n:
+        raise ValueError(f"offsets must start at 0 and end at {n}, got {int(offsets[0])}..{int(offsets[-1])}")
+    if bool((offsets.diff() < 0).any()):
+        raise ValueError("offsets must be non-decreasing")
+
+
+def segment_lengths(offsets: Tensor) -> Tensor:
+    """(S,) int64 number of values per segment."""
+    return offsets.diff()
+
+
+segment_count = segment_lengths
+
+
+def segment_ids(offsets: Tensor, n: int | None = None) -> Tensor:
+    """(N,) int64 segment index of every value."""
+    lengths = offsets.diff()
+    if n is None:
+        n = int(offsets[-1])
+    return torch.repeat_interleave(torch.arange(lengths.numel(), device=offsets.device), lengths, output_size=n)
+
+
+def _as_float(x: Tensor) -> Tensor:
+    return x if x.is_floating_point() else x.to(torch.float64)
+
+
+def _expand(per_segment: Tensor, like: Tensor) -> Tensor:
+    """Broadcast an (S,) tensor against (S,) or (S, F) results."""
+    return per_segment.view(-1, *([1] * (like.dim() - 1)))
+
+
+def segment_sum(x: Tensor, offsets: Tensor) -> Tensor:
+    """Sum per segment; empty segments give 0."""
+    return torch.segment_reduce(_as_float(x), "sum", offsets=offsets, axis=0, unsafe=True, initial=0.0)
+
+
+def segment_mean(x: Tensor, offsets: Tensor) -> Tensor:
+    """Mean per segment; empty segments give 0."""
+    total = segment_sum(x, offsets)
+    return total / _expand(offsets.diff().clamp(min=1), total).to(total.dtype)
+
+
+def segment_std(x: Tensor, offsets: Tensor, correction: int = 1) -> Tensor:
+    """Standard deviation per segment, two-pass (no E[x^2]-E[x]^2 cancellation).
+
+    ``correction=1`` is the sample std (the default), ``0`` the population std. Segments with
+    ``length <= correction`` give 0.
+    """
+    x = _as_float(x)
+    mean = segment_mean(x, offsets)
+    lengths = offsets.diff()
+    dev = x - torch.repeat_interleave(mean, lengths, dim=0, output_size=x.shape[0])
+    ss = segment_sum(dev * dev, offsets)
+    denom = _expand((lengths - correction).clamp(min=1), ss).to(ss.dtype)
+    var = torch.where(_expand(lengths > correction, ss), ss / denom, torch.zeros_like(ss))
+    return var.sqrt()
+
+
+def _extreme(x: Tensor, offsets: Tensor, reduce: str) -> Tensor:
+    x = _as_float(x)
+    fill = float("inf") if reduce == "min" else float("-inf")
+    out = torch.segment_reduce(x, reduce, offsets=offsets, axis=0, unsafe=True, initial=fill)
+    return torch.where(_expand(offsets.diff() > 0, out), out, torch.zeros_like(out))
+
+
+def segment_min(x: Tensor, offsets: Tensor) -> Tensor:
+    """Minimum per segment; empty segments give 0."""
+    return _extreme(x, offsets, "min")
+
+
+def segment_max(x: Tensor, offsets: Tensor) -> Tensor:
+    """Maximum per segment; empty segments give 0."""
+    return _extreme(x, offsets, "max")
+
+
+def segment_sort(x: Tensor, offsets: Tensor) -> Tensor:
+    """Values sorted ascending within each segment (segments stay in place); (N,) or (N, F)."""
+    ids = segment_ids(offsets, x.shape[0])
+    values, order = torch.sort(x, dim=0, stable=True)
+    ids = ids[order] if x.dim() == 1 else ids.unsqueeze(1).expand_as(x).gather(0, order)
+    ids, by_segment = torch.sort(ids, dim=0, stable=True)
+    return values.gather(0, by_segment)
+
+
+def segment_quantile(x: Tensor, offsets: Tensor, q: float, sorted_x: Tensor | None = None) -> Tensor:
+    """Quantile ``q`` per segment with linear interpolation (numpy's default); empty give 0.
+
+    Pass ``sorted_x = segment_sort(x, offsets)`` to share one sort between several quantiles.
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must lie in [0, 1], got {q}")
+    xs = _as_float(segment_sort(x, offsets) if sorted_x is None else sorted_x)
+    lengths = offsets.diff()
+    if xs.shape[0] == 0:
+        return xs.new_zeros((lengths.numel(), *xs.shape[1:]))
+    pos = (lengths - 1).clamp(min=0).to(torch.float64) * q
+    below = pos.floor()
+    i_lo = offsets[:-1] + below.long()
+    i_hi = torch.minimum(i_lo + 1, offsets[1:] - 1)
+    i_lo, i_hi = i_lo.clamp(0, xs.shape[0] - 1), i_hi.clamp(0, xs.shape[0] - 1)
+    lo, hi = xs[i_lo], xs[i_hi]
+    out = lo + (hi - lo) * _expand((pos - below).to(xs.dtype), lo)
+    return torch.where(_expand(lengths > 0, out), out, torch.zeros_like(out))
+
+
+def segment_median(x: Tensor, offsets: Tensor, sorted_x: Tensor | None = None) -> Tensor:
+    """Median per segment (mean of the two middle values for even lengths); empty give 0."""
+    return segment_quantile(x, offsets, 0.5, sorted_x)
+
+
+def segment_runs(x: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
+    """Runs of equal values after sorting each segment of a 1-d ``x``.
+
+    Returns ``(run_segment, run_length)``, both (U,) int64: one entry per distinct value of
+    every segment, in segment order. Their counts are the segment's value frequencies.
+    """
+    if x.dim() != 1:
+        raise ValueError("segment_runs takes a 1-d tensor")
+    xs = segment_sort(x, offsets)
+    n = xs.shape[0]
+    first = torch.ones(n, dtype=torch.bool, device=x.device)
+    if n > 1:
+        first[1:] = xs[1:] != xs[:-1]
+    first[offsets[:-1][offsets.diff() > 0]] = True
+    starts = torch.nonzero(first).squeeze(1)
+    run_length = torch.diff(starts, append=torch.tensor([n], device=x.device))
+    run_segment = torch.searchsorted(offsets, starts, right=True) - 1
+    return run_segment, run_length
+
+
+def segment_nunique(x: Tensor, offsets: Tensor) -> Tensor:
+    """(S,) int64 number of distinct values per segment of a 1-d ``x``; empty give 0."""
+    run_segment, _ = segment_runs(x, offsets)
+    return torch.bincount(run_segment, minlength=offsets.numel() - 1)
+
+
+def segment_mode_share(x: Tensor, offsets: Tensor) -> Tensor:
+    """(S,) float64 share of the most frequent value per segment of a 1-d ``x``; empty give 0."""
+    run_segment, run_length = segment_runs(x, offsets)
+    n_seg = offsets.numel() - 1
+    top = torch.zeros(n_seg, dtype=torch.int64, device=x.device)
+    top.scatter_reduce_(0, run_segment, run_length, reduce="amax", include_self=True)
+    return top.to(torch.float64) / offsets.diff().clamp(min=1).to(torch.float64)
+
+
+def segment_bincount(codes: Tensor, offsets: Tensor, n_bins: int) -> Tensor:
+    """(S, n_bins) int64 counts of integer ``codes`` in ``[0, n_bins)`` per segment."""
+    ids = segment_ids(offsets, codes.shape[0])
+    n_seg = offsets.numel() - 1
+    return torch.bincount(ids * n_bins + codes, minlength=n_seg * n_bins).view(n_seg, n_bins)
+
+
+def segment_histogram(x: Tensor, offsets: Tensor, edges: Tensor) -> Tensor:
+    """(S, len(edges)-1) int64 histogram counts per segment of a 1-d ``x``.
+
+    Bins are ``[edges[i], edges[i+1])``, the last one closed; values outside the edges are
+    clamped into the first or last bin.
+    """
+    n_bins = edges.numel() - 1
+    codes = torch.bucketize(_as_float(x), edges[1:-1].to(_as_float(x).dtype), right=True)
+    return segment_bincount(codes.clamp(0, n_bins - 1), offsets, n_bins)
+
+
+def segment_diff(x: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
+    """Differences of consecutive values within each segment.
+
+    Returns ``(diffs, diff_offsets)``: (N - S_nonempty,) values and (S+1,) offsets, segment
+    ``s`` holding ``max(length_s - 1, 0)`` differences.
+    """
+    lengths = (offsets.diff() - 1).clamp(min=0)
+    diff_offsets = torch.zeros_like(offsets)
+    diff_offsets[1:] = lengths.cumsum(0)
+    if x.shape[0] < 2:
+        return x[:0], diff_offsets
+    ids = segment_ids(offsets, x.shape[0])
+    keep = ids[1:] == ids[:-1]
+    return (x[1:] - x[:-1])[keep], diff_offsets
+
+
+def csr_gather(offsets: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows of the segments ``index`` (in that order) and their new offsets.
+
+    Returns ``(rows, new_offsets)``: ``rows`` (R,) int64 positions into the values,
+    ``new_offsets`` (len(index)+1,).
+    """
+    lengths = offsets.diff()[index]
+    new_offsets = torch.zeros(index.numel() + 1, dtype=torch.int64, device=offsets.device)
+    new_offsets[1:] = lengths.cumsum(0)
+    total = int(new_offsets[-1])
+    seg = torch.repeat_interleave(torch.arange(index.numel(), device=offsets.device), lengths, output_size=total)
+    shift = offsets[:-1][index] - new_offsets[:-1]
+    rows = torch.arange(total, device=offsets.device) + shift[seg]
+    return rows, new_offsets

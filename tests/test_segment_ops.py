@@ -1,0 +1,124 @@
+"""Segment reductions against numpy references, table-driven, with empty segments, per device."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alchemy_torch import ops
+
+# (values, offsets): includes empty segments at the start, middle and end, and single values
+CASES = {
+    "mixed": ([3.0, 1.0, 2.0, 5.0, 5.0, -1.0, 4.0, 4.0, 4.0, 0.5], [0, 0, 3, 3, 4, 9, 10, 10]),
+    "single": ([7.0], [0, 1]),
+    "all_empty": ([], [0, 0, 0]),
+    "ties": ([1.0, 1.0, 2.0, 2.0, 2.0, 3.0], [0, 6]),
+}
+
+
+def _segments(values, offsets):
+    return [np.asarray(values[a:b], dtype=np.float64) for a, b in zip(offsets[:-1], offsets[1:])]
+
+
+def _mode_share(s):
+    if s.size == 0:
+        return 0.0
+    _, counts = np.unique(s, return_counts=True)
+    return counts.max() / s.size
+
+
+REFERENCES = {
+    "sum": (ops.segment_sum, lambda s: s.sum()),
+    "mean": (ops.segment_mean, lambda s: s.mean() if s.size else 0.0),
+    "std": (ops.segment_std, lambda s: s.std(ddof=1) if s.size > 1 else 0.0),
+    "std_population": (lambda x, o: ops.segment_std(x, o, correction=0), lambda s: s.std() if s.size else 0.0),
+    "min": (ops.segment_min, lambda s: s.min() if s.size else 0.0),
+    "max": (ops.segment_max, lambda s: s.max() if s.size else 0.0),
+    "median": (ops.segment_median, lambda s: np.median(s) if s.size else 0.0),
+    "q10": (lambda x, o: ops.segment_quantile(x, o, 0.1), lambda s: np.quantile(s, 0.1) if s.size else 0.0),
+    "q90": (lambda x, o: ops.segment_quantile(x, o, 0.9), lambda s: np.quantile(s, 0.9) if s.size else 0.0),
+    "nunique": (ops.segment_nunique, lambda s: np.unique(s).size),
+    "mode_share": (ops.segment_mode_share, _mode_share),
+    "count": (lambda x, o: ops.segment_count(o), lambda s: s.size),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_reduction_matches_numpy(case, name, device):
+    values, offsets = CASES[case]
+    fn, ref = REFERENCES[name]
+    x = torch.tensor(values, dtype=torch.float64, device=device)
+    o = torch.tensor(offsets, dtype=torch.int64, device=device)
+    got = fn(x, o).cpu().to(torch.float64).numpy()
+    want = np.array([ref(s) for s in _segments(values, offsets)], dtype=np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.isfinite(got).all()
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "std", "min", "max", "median"])
+def test_two_dimensional_values_reduce_per_column(name, device):
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(30, 3))
+    offsets = [0, 4, 4, 17, 30]
+    fn, ref = REFERENCES[name]
+    got = fn(torch.tensor(values, device=device), torch.tensor(offsets, device=device)).cpu().numpy()
+    want = np.array([[ref(values[a:b, j]) for j in range(3)] for a, b in zip(offsets[:-1], offsets[1:])])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_random_segments_match_pandas(device):
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(0, 20, 50)
+    values = rng.integers(0, 6, lengths.sum()).astype(np.float64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    seg = np.repeat(np.arange(50), lengths)
+    g = pd.Series(values).groupby(seg)
+    x, o = torch.tensor(values, device=device), torch.tensor(offsets, device=device)
+    nonempty = lengths > 0
+    np.testing.assert_allclose(ops.segment_std(x, o).cpu().numpy()[lengths > 1], g.std().to_numpy()[lengths[nonempty] > 1])
+    np.testing.assert_array_equal(ops.segment_nunique(x, o).cpu().numpy()[nonempty], g.nunique().to_numpy())
+    np.testing.assert_allclose(ops.segment_median(x, o).cpu().numpy()[nonempty], g.median().to_numpy())
+
+
+def test_std_is_two_pass_stable():
+    x = torch.tensor([1e9 + 1, 1e9 + 2, 1e9 + 3], dtype=torch.float64)
+    assert ops.segment_std(x, torch.tensor([0, 3])).item() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_bincount_and_histogram(device):
+    codes = torch.tensor([0, 2, 2, 1, 1, 1], device=device)
+    offsets = torch.tensor([0, 3, 3, 6], device=device)
+    assert ops.segment_bincount(codes, offsets, 3).tolist() == [[1, 0, 2], [0, 0, 0], [0, 3, 0]]
+    x = torch.tensor([0.0, 0.5, 1.0, 9.0, -3.0, 2.0], device=device)
+    edges = torch.tensor([0.0, 1.0, 2.0], device=device)
+    # [0,1) and [1,2], out-of-range values clamp into the end bins
+    assert ops.segment_histogram(x, offsets, edges).tolist() == [[2, 1], [0, 0], [1, 2]]
+
+
+def test_diff_stays_within_segments(device):
+    x = torch.tensor([1.0, 4.0, 9.0, 100.0, 5.0, 7.0], device=device)
+    offsets = torch.tensor([0, 3, 3, 4, 6], device=device)
+    diffs, diff_offsets = ops.segment_diff(x, offsets)
+    assert diffs.tolist() == [3.0, 5.0, 2.0]
+    assert diff_offsets.tolist() == [0, 2, 2, 2, 3]
+
+
+def test_runs_give_value_frequencies(device):
+    x = torch.tensor([2.0, 1.0, 2.0, 3.0, 3.0], device=device)
+    seg, length = ops.segment_runs(x, torch.tensor([0, 3, 3, 5], device=device))
+    assert seg.tolist() == [0, 0, 2] and length.tolist() == [1, 2, 2]
+
+
+def test_csr_gather_picks_segments_in_order(device):
+    offsets = torch.tensor([0, 2, 2, 5], device=device)
+    rows, new = ops.csr_gather(offsets, torch.tensor([2, 0, 1], device=device))
+    assert rows.tolist() == [2, 3, 4, 0, 1] and new.tolist() == [0, 3, 5, 5]
+
+
+@pytest.mark.parametrize("bad", [[1, 2], [0, 3, 2], [0, 1]])
+def test_check_offsets_rejects_bad_pointers(bad):
+    with pytest.raises(ValueError):
+        ops.check_offsets(torch.tensor(bad), 2)
