@@ -70,6 +70,8 @@ class Bags:
         vocab: vocabulary name -> numpy array of values (code -> value).
         ragged_offsets: (N+1,) int64 CSR pointer of list columns (dns answers/ttls) or None.
         ragged: name -> (A,) tensor (codes for string lists).
+        cache: per-record values derived once and reused by every draw (e.g. HTTP lexical
+            features); dropped by ``to`` and indexing, which rebuild it on demand.
     """
 
     kind: str
@@ -80,6 +82,7 @@ class Bags:
     vocab: dict
     ragged_offsets: Tensor | None = None
     ragged: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -159,7 +162,7 @@ class Bags:
         move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
         return replace(self, columns=move(self.columns), offsets=self.offsets.to(device), labels=self.labels.to(device),
                        ragged_offsets=None if self.ragged_offsets is None else self.ragged_offsets.to(device),
-                       ragged=move(self.ragged))
+                       ragged=move(self.ragged), cache={})
 
     def __getitem__(self, index) -> "Bags":
         """The bags of the targets ``index`` (int, slice, sequence, bool mask or tensor), in that order."""
@@ -171,7 +174,13 @@ class Bags:
             ragged = {k: v[items] for k, v in ragged.items()}
         return replace(self, columns={k: v[rows] for k, v in self.columns.items()}, offsets=offsets,
                        targets=self.targets[idx.cpu().numpy()], labels=self.labels[idx],
-                       ragged_offsets=ragged_offsets, ragged=ragged)
+                       ragged_offsets=ragged_offsets, ragged=ragged, cache={})
+
+    def cached(self, key: str, build):
+        """``build()`` once per Bags and key (per-record values that never change under resampling)."""
+        if key not in self.cache:
+            self.cache[key] = build()
+        return self.cache[key]
 
     def decode(self, column: str, codes: Tensor | None = None) -> np.ndarray:
         """Values of a categorical column (all records, or the given codes)."""

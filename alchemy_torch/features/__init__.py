@@ -1,0 +1,34 @@
+"""Feature sets per kind: DISCLOSURE-derived flows, Bartos-derived HTTP, EXPOSURE-derived DNS.
+
+``make(kind, **options)`` returns the extractor; ``describe(kind, **options)`` its table of
+features and their behaviour under resampling (also ``python -m alchemy_torch.features KIND``).
+"""
+from __future__ import annotations
+
+import importlib
+
+import pandas as pd
+
+from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments, stats5
+
+__all__ = ["make", "describe", "KINDS", "Behaviour", "Feature", "FeatureExtractor", "Segments", "stats5"]
+
+#: kind -> "module:Class" of its extractor
+KINDS = {
+    "flows": "alchemy_torch.features.flows:FlowFeatures",
+    "http": "alchemy_torch.features.http:HttpFeatures",
+    "dns": "alchemy_torch.features.dns:DnsFeatures",
+}
+
+
+def make(kind: str, **options) -> FeatureExtractor:
+    """The feature extractor of ``kind`` (``"flows"``, ``"http"``, ``"dns"``) with ``options``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    module, name = KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), name)(**options)
+
+
+def describe(kind: str, **options) -> pd.DataFrame:
+    """Feature name, behaviour under resampling and definition, one row per feature."""
+    return make(kind, **options).describe()
