@@ -1,0 +1,290 @@
+"""Flow features (METHOD.md §7.1) against a plain numpy reference, one draw at a time."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import random_flows
+
+from alchemy_torch import Bags, Draws, Resampler
+from alchemy_torch.features import Behaviour, make
+from alchemy_torch.features.flows import FlowFeatures
+
+OPTIONS = [
+    {},
+    {"cv_instead_of_std": True},
+    {"matching": "5tuple"},
+    {"disclosure_autocorr": True, "autocorr_lags": 3},
+    {"bin_seconds": 60.0, "disclosure_autocorr": True, "cv_instead_of_std": True, "matching": "5tuple",
+     "match_seconds": 5.0},
+]
+
+
+# ---------------------------------------------------------------------- records
+def conversations(n_conn: int = 150, seed: int = 0) -> pd.DataFrame:
+    """Connections as one-way flow pairs (some halves missing) over a few hours with idle gaps."""
+    rng = np.random.default_rng(seed)
+    servers = np.array(["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+    clients = np.array([f"172.16.0.{i}" for i in range(5)])
+    server = rng.choice(servers, n_conn, p=[0.6, 0.3, 0.1])
+    client = rng.choice(clients, n_conn)
+    start = 1.6e9 + np.round(rng.choice([0, 1800, 7200], n_conn) + rng.random(n_conn) * 900, 0)
+    cport = rng.integers(40000, 40010, n_conn)
+    sport = rng.choice([80, 443], n_conn)
+    proto = rng.choice(["tcp", "udp"], n_conn)
+    halves = rng.choice(3, n_conn, p=[0.7, 0.2, 0.1])  # 0 both, 1 request only, 2 reply only
+    rows = []
+    for i in range(n_conn):
+        req = dict(ts=start[i], proto=proto[i], src=client[i], dst=server[i], sport=cport[i], dport=sport[i])
+        rep = dict(ts=start[i] + rng.choice([0.0, 30.0, 90.0]), proto=proto[i], src=server[i], dst=client[i],
+                   sport=sport[i], dport=cport[i])
+        rows += [req] * int(halves[i] != 2) + [rep] * int(halves[i] != 1)
+    df = pd.DataFrame(rows)
+    n = len(df)
+    df["pkts"] = rng.choice([0, 1, 2, 3, 10], n)
+    df["bytes"] = rng.choice([40, 60, 1500, 3000], n)
+    df["flags"] = ""
+    df["server"] = np.where(df["src"].isin(servers), df["src"], df["dst"])
+    return df
+
+
+def tiny_flows() -> pd.DataFrame:
+    """Bags of one and two records, ties in time, a bag with only out-flows."""
+    base = dict(proto="tcp", sport=1234, dport=80, pkts=2, bytes=100, flags="")
+    recs = [
+        dict(base, ts=10.0, src="c1", dst="s1", server="s1"),
+        dict(base, ts=10.0, src="c1", dst="s2", server="s2"),
+        dict(base, ts=10.0, src="c2", dst="s2", server="s2", bytes=300, pkts=0),
+        dict(base, ts=5.0, src="s3", dst="c1", server="s3", sport=80, dport=1234),
+        dict(base, ts=700.0, src="s3", dst="c1", server="s3", sport=80, dport=1234),
+        dict(base, ts=100.0, src="c1", dst="s4", server="s4"),
+        dict(base, ts=100.0, src="s4", dst="c1", server="s4", sport=80, dport=1234),
+    ]
+    return pd.DataFrame(recs)
+
+
+# ---------------------------------------------------------------------- reference
+def _stats5(a) -> list[float]:
+    a = np.asarray(a, dtype=np.float64)
+    if a.size == 0:
+        return [0.0] * 5
+    return [a.mean(), a.std(), a.min(), a.max(), float(np.median(a))]
+
+
+def _spread(std: float, mean: float, cv: bool) -> float:
+    return (std / abs(mean) if mean != 0 else 0.0) if cv else std
+
+
+def reference(df: pd.DataFrame, bin_seconds=300.0, cv_instead_of_std=False, matching="window", match_seconds=60.0,
+              disclosure_autocorr=False, autocorr_lags=12) -> list[float]:
+    """One draw's features, written from METHOD.md §7.1 (bins materialised, pairs brute-forced)."""
+    cv = cv_instead_of_std
+
+    def s5(a):
+        m, s, lo, hi, med = _stats5(a)
+        return [m, _spread(s, m, cv), lo, hi, med]
+
+    n = len(df)
+    inb = (df["dst"] == df["server"]).to_numpy()
+    client = np.where(inb, df["src"], df["dst"])
+    ts = df["ts"].to_numpy(dtype=np.float64)
+    pkts = df["pkts"].to_numpy(dtype=np.float64)
+    size = df["bytes"].to_numpy(dtype=np.float64)
+    bpp = size / np.maximum(pkts, 1)
+    out = []
+    for field in (pkts, bpp):
+        for d in (inb, ~inb):
+            out += s5(field[d])
+    for d in (inb, ~inb):
+        sizes = size[d]
+        if sizes.size == 0:
+            out += [0.0] * 5
+            continue
+        counts = np.array(list(Counter(sizes.tolist()).values()), dtype=np.float64)
+        p = counts / sizes.size
+        m2 = np.mean((sizes - sizes.mean()) ** 2)
+        m4 = np.mean((sizes - sizes.mean()) ** 4)
+        out += [len(counts), len(counts) / sizes.size, float(-(p * np.log(p)).sum()), p.max(),
+                m4 / m2 ** 2 if m2 > 0 else 0.0]
+    # regular access patterns
+    per_client = []
+    for c in set(client[inb]):
+        t = np.sort(ts[inb & (client == c)])
+        if t.size >= 2:
+            gaps = np.diff(t)
+            per_client.append([gaps.min(), gaps.max(), np.median(gaps), _spread(gaps.std(), gaps.mean(), cv)])
+    out += list(np.mean(per_client, axis=0)) if per_client else [0.0] * 4
+    out.append(len(per_client) / len(set(client)) if n else 0.0)
+    # bins
+    if n:
+        b = np.floor((ts - ts.min()) / bin_seconds).astype(int)
+        n_bins = b.max() + 1
+    else:
+        b, n_bins = np.zeros(0, dtype=int), 0
+    flows = np.bincount(b, minlength=n_bins)
+    clients = np.array([len(set(client[b == i])) for i in range(n_bins)])
+    unmatched = np.array([sum(abs(int((inb & (client == c) & (b == i)).sum()) - int((~inb & (client == c) & (b == i)).sum()))
+                              for c in set(client)) for i in range(n_bins)], dtype=np.float64)
+    if matching == "window":
+        m = unmatched.mean() if n_bins else 0.0
+        out += [m, _spread(unmatched.std(), m, cv) if n_bins else 0.0, unmatched.sum() / n if n else 0.0]
+    else:
+        proto, sport, dport = df["proto"].to_numpy(), df["sport"].to_numpy(), df["dport"].to_numpy()
+        lone = np.zeros(n, dtype=bool)
+        for i in range(n):
+            lone[i] = not any(inb[j] != inb[i] and proto[j] == proto[i] and client[j] == client[i]
+                              and sport[j] == dport[i] and dport[j] == sport[i] and abs(ts[j] - ts[i]) <= match_seconds
+                              for j in range(n))
+        out += [lone[d].sum() / max(d.sum(), 1) for d in (inb, ~inb)]
+    out += s5(flows) + [(flows > 0).sum() / n_bins if n_bins else 0.0] + s5(clients)
+    if disclosure_autocorr:
+        for d in (inb, ~inb):
+            x = np.array([size[d & (b == i)].mean() if (d & (b == i)).any() else 0.0 for i in range(n_bins)])
+            var = ((x - x.mean()) ** 2).sum() if n_bins else 0.0
+            lags = range(1, min(n_bins - 1, autocorr_lags) + 1)
+            if var > 0 and len(lags):
+                y = x - x.mean()
+                r = np.array([(y[:-k] * y[k:]).sum() / var for k in lags])
+                out += [r.mean(), _spread(r.std(), r.mean(), cv)]
+            else:
+                out += [0.0, 0.0]
+    return [float(v) for v in out]
+
+
+def decoded(bags: Bags, rows: torch.Tensor) -> pd.DataFrame:
+    rows = rows.cpu()
+    cols = {c: bags.columns[c].cpu()[rows] for c in ("ts", "sport", "dport", "pkts", "bytes")}
+    df = pd.DataFrame({c: v.numpy() for c, v in cols.items()})
+    for c in ("proto", "src", "dst", "server"):
+        df[c] = bags.decode(c, bags.columns[c].cpu()[rows])
+    return df
+
+
+def reference_matrix(bags: Bags, draws: Draws, **options) -> torch.Tensor:
+    offsets = draws.offsets.cpu()
+    return torch.tensor([reference(decoded(bags, draws.rows.cpu()[offsets[p]:offsets[p + 1]]), **options)
+                         for p in range(len(draws))], dtype=torch.float64)
+
+
+def check(actual: torch.Tensor, expected: torch.Tensor):
+    torch.testing.assert_close(actual.cpu(), expected, rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------------- tests
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+@pytest.mark.parametrize("records", ["random", "conversations"])
+def test_matches_reference_on_originals_and_draws(records, options, device):
+    df = random_flows(n_records=300, seed=3) if records == "random" else conversations(seed=1)
+    bags = Bags.from_records("flows", df).to(device)
+    extractor = FlowFeatures(**options)
+    originals = extractor(bags)
+    assert originals.shape == (len(bags), len(extractor.features)) and originals.dtype == torch.float64
+    assert originals.device.type == device.type
+    check(originals, reference_matrix(bags, Draws.originals(bags), **options))
+    draws = Resampler(4, iterations=2, min_size=1).draw(bags, seed=5)
+    check(extractor(bags, draws), reference_matrix(bags, draws, **options))
+
+
+@pytest.mark.parametrize("options", OPTIONS[2:], ids=["5tuple", "autocorr", "all"])
+def test_tiny_bags_match_reference(options, device):
+    bags = Bags.from_records("flows", tiny_flows()).to(device)
+    assert bags.lengths.tolist() == [1, 2, 2, 2]
+    x = FlowFeatures(**options)(bags)
+    assert bool(torch.isfinite(x).all())
+    check(x, reference_matrix(bags, Draws.originals(bags), **options))
+
+
+def test_default_on_tiny_bags(device):
+    bags = Bags.from_records("flows", tiny_flows()).to(device)
+    extractor = FlowFeatures()
+    x = pd.DataFrame(extractor(bags).cpu().numpy(), columns=extractor.feature_names, index=bags.targets)
+    check(torch.tensor(x.to_numpy()), reference_matrix(bags, Draws.originals(bags)))
+    assert x.loc["s1", "bin_mean_flows"] == 1 and x.loc["s1", "in_kurtosis_bytes"] == 0
+    assert x.loc["s3", "in_mean_pkts"] == 0 and x.loc["s3", "bin_min_flows"] == 0  # 3 bins, the middle empty
+    assert x.loc["s2", "access_ratio_clients"] == 0 and x.loc["s2", "in_max_bytes_per_pkt"] == 300  # pkts 0 -> 1
+    assert x.loc["s4", "all_ratio_unmatched"] == 0 and x.loc["s2", "all_ratio_unmatched"] == 1
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_bags_without_in_flows(options, device):
+    df = tiny_flows()
+    bags = Bags.from_records("flows", df[df["server"] == "s3"]).to(device)
+    x = FlowFeatures(**options)(bags)
+    check(x, reference_matrix(bags, Draws.originals(bags), **options))
+
+
+def test_rate_one_draws_reproduce_originals(device):
+    bags = Bags.from_records("flows", conversations(seed=2)).to(device)
+    extractor = FlowFeatures(disclosure_autocorr=True, matching="5tuple")
+    draws = Resampler(2, iterations=2, rate=1.0).draw(bags, seed=0)
+    x = extractor(bags, draws)
+    expected = extractor(bags)[draws.owner]
+    torch.testing.assert_close(x, expected, rtol=1e-12, atol=0)
+
+
+def test_shuffled_rows_give_identical_features():
+    df = random_flows(n_records=300, seed=4)
+    extractor = FlowFeatures(disclosure_autocorr=True)
+    a = extractor(Bags.from_records("flows", df))
+    b = extractor(Bags.from_records("flows", df.sample(frac=1, random_state=1).reset_index(drop=True)))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_empty_draws_give_zero_rows(options, device):
+    bags = Bags.from_records("flows", random_flows(n_records=60, seed=2)).to(device)
+    extractor = FlowFeatures(**options)
+    # draw 0 empty, draw 1 = bag 0's first two records, draw 2 empty, draw 3 = bag 1's first record
+    rows = torch.cat([bags.offsets[0] + torch.arange(2, device=device), bags.offsets[1:2]])
+    offsets = torch.tensor([0, 0, 2, 2, 3], device=device)
+    owner = torch.tensor([0, 0, 1, 1], device=device)
+    draws = Draws(owner=owner, offsets=offsets, rows=rows, iteration=torch.zeros_like(owner))
+    x = extractor(bags, draws)
+    assert bool(torch.isfinite(x).all())
+    assert not x[0].any() and not x[2].any()
+    check(x, reference_matrix(bags, draws, **options))
+    nothing = Draws(owner=owner, offsets=torch.zeros(5, dtype=torch.int64, device=device),
+                    rows=rows[:0], iteration=torch.zeros_like(owner))
+    assert torch.equal(extractor(bags, nothing), torch.zeros(4, len(extractor.features), dtype=torch.float64,
+                                                            device=device))
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_names_and_behaviours(options):
+    extractor = make("flows", **options)
+    assert isinstance(extractor, FlowFeatures)
+    names = extractor.feature_names
+    assert len(names) == len(set(names)) == len(reference(conversations(seed=0).iloc[:5], **options))
+    table = extractor.describe()
+    assert len(table) == len(names) and set(table["behaviour"]) <= {b.value for b in Behaviour}
+    assert table["description"].str.len().min() > 0
+    assert any("_cv_" in n for n in names) == bool(options.get("cv_instead_of_std"))
+    assert not any("_std_" in n for n in names) or not options.get("cv_instead_of_std")
+
+
+def test_default_dimension():
+    names = FlowFeatures().feature_names
+    assert len(names) == 49
+    assert names[:2] == ["in_mean_pkts", "in_std_pkts"] and names[-1] == "bin_median_clients"
+
+
+def test_per_record_values_are_cached():
+    bags = Bags.from_records("flows", random_flows(n_records=50))
+    FlowFeatures()(bags)
+    assert "flows.per_record" in bags.cache
+
+
+@pytest.mark.parametrize("bad", [{"matching": "ip"}, {"bin_seconds": 0}, {"autocorr_lags": 0},
+                                 {"match_seconds": -1}])
+def test_bad_options(bad):
+    with pytest.raises(ValueError):
+        FlowFeatures(**bad)
+
+
+def test_other_kind_is_refused():
+    from conftest import random_dns
+    with pytest.raises(ValueError, match="flows"):
+        FlowFeatures()(Bags.from_records("dns", random_dns(20)))
