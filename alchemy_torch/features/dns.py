@@ -1,0 +1,639 @@
+"""Passive-DNS features, EXPOSURE-derived (METHOD.md §7.3): about 20 values per bag or draw.
+
+A bag is every record whose query is the target domain; a record carries the answers of that
+query (IP addresses or names such as CNAME targets) with one TTL each. Definitions, for the
+records of one draw (all of the bag for the originals); ``W`` = ``window_hours`` (8):
+
+Temporal (hourly series: hour ``h = floor((ts - first_ts) / 3600)`` relative to the draw's first
+record, ``L = floor(lifetime_h) + 1`` hours, empty hours included):
+
+1. ``bag_flag_short_life`` = 1[lifetime_h < ``short_life_hours`` (72)], lifetime_h =
+   (last_ts - first_ts) / 3600; ``bag_ratio_lifetime`` = lifetime / monitoring period. The
+   period is ``monitoring_period`` (seconds) or learnt by :meth:`DnsFeatures.fit` as the span of
+   the training records; the ratio is 0 when that span is 0 and not clipped at 1.
+2. ``day_mean_distance``: every UTC calendar day with a query gives its 24 hourly counts,
+   z-normalised (population std; std 0 -> zeros); the mean Euclidean distance over all pairs of
+   days (0 with fewer than two days).
+3. CUSUM change points on the hourly series (``P = count / max count``): at every hour
+   ``t in [1, L)``, ``P-`` is the mean of ``P`` over ``[max(0, t-W), t)`` and ``P+`` over
+   ``[t, min(L, t+W))``, ``d = |P+ - P-|``, ``S = max(0, S + d - local_max)``; ``S > cusum_max``
+   is a change point at ``t``: ``S`` is reset to 0 and held there for the next ``W - 1`` hours
+   (no detection before ``t + W``). ``hour_count_changepoints`` and
+   ``hour_std_changepoint_gaps`` (population std of the hours between consecutive change
+   points; 0 with fewer than two change points).
+4. ``hour_ratio_active``: hours with a query / L.
+
+Answers (``address`` = an answer that parses as an IPv4/IPv6 address, compared in canonical form):
+
+5. ``answer_nunique_ip``: distinct addresses.
+6. ``answer_nunique_country``: distinct countries of those addresses, only with ``geoip`` (a
+   MaxMind ``.mmdb`` read with ``maxminddb``, or a CSV of ``prefix,country`` rows, header
+   optional, longest prefix wins); addresses without a country are not counted. Without ``geoip`` the feature is
+   dropped, with a warning.
+7. ``ip_nunique_other_domains``: distinct domains other than the target that resolved to any of
+   the draw's addresses, in the IP -> domains index that :meth:`DnsFeatures.fit` builds from the
+   training bags (GLOBAL: the index does not shrink with the draw). Addresses never seen in
+   training add nothing.
+
+TTL (over the TTLs of address answers; of every answer with ``include_cname_ttls=True``):
+
+8. ``answer_mean_ttl``, ``answer_std_ttl`` (population std).
+9. ``answer_nunique_ttl``: distinct TTL values.
+10. ``record_changes_ttl``: per record the minimum of those TTLs (records without one are
+    skipped); the number of consecutive records, in time order, whose values differ.
+11. ``answer_frac_ttl_{lo}_{hi}``: fractions of the TTLs in [0,1), [1,10), [10,100), [100,300),
+    [300,900), [900,inf) (6 values).
+
+Domain:
+
+12. ``name_ratio_digits``: digits / characters of the registered-domain label (the label left
+    of the public suffix; ``name_scope="fqdn"``: the whole name without dots). The public suffix
+    is approximated by the last label, or the last two when they form one of the common
+    multi-label suffixes of :data:`MULTI_LABEL_SUFFIXES` (``co.uk``, ``com.au``, ...): no full
+    Public Suffix List, so rarer suffixes (``k12.ca.us``, private suffixes) count as one label.
+
+EXPOSURE's optional reverse-DNS and longest-meaningful-substring features need external lookups
+or a dictionary and are not implemented.
+
+Empty and tiny bags: every statistic of an empty draw is 0 (the invariant name feature keeps its
+value); a one-record draw has lifetime 0, one active hour, no day pair and no change point. All
+values are finite.
+
+Vectorization: per-answer values (is it an address, its canonical form, country, index entry)
+are computed once per unique answer string of the vocabulary and cached on the Bags, as is the
+per-record minimum TTL. Rows of a draw are in time order (the Draws contract). The CUSUM
+recursion is sequential in time: it loops over hour steps, vectorized over all draws, and visits
+only the hours near a query (from ``W - 1`` before to ``W + ceil(cusum_max / local_max) + 1``
+after an active hour; elsewhere ``d = 0`` and ``S`` is exactly 0), so the loop runs at most
+min(longest lifetime, about 28 x the most active hours of one draw) times and its total work is
+O(active hours x 28). Daily similarity costs O(sum over draws of days^2 x 24) and feature 7
+O(sum over draws of the index lists of their addresses); both run in memory-bounded chunks.
+"""
+from __future__ import annotations
+
+import ipaddress
+import math
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from alchemy_torch.bags import Bags
+from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments
+from alchemy_torch.ops import segment as seg
+
+__all__ = ["DnsFeatures", "MULTI_LABEL_SUFFIXES", "TTL_EDGES"]
+
+#: Common public suffixes of two labels (an approximation of the Public Suffix List).
+MULTI_LABEL_SUFFIXES = frozenset(
+    f"{second}.{tld}" for tld, seconds in {
+        "uk": "co org ac gov me net ltd plc nhs sch",
+        "au": "com net org edu gov asn id",
+        "nz": "co org net ac govt school geek",
+        "jp": "co ne or ac go ad ed gr lg",
+        "kr": "co or ne ac go re",
+        "cn": "com net org gov edu ac",
+        "tw": "com org net edu gov idv",
+        "hk": "com org net edu gov",
+        "br": "com net org gov edu art",
+        "in": "co net org firm gen ind ac edu gov",
+        "za": "co org net gov ac web",
+        "il": "co org net ac gov",
+        "id": "co or ac go web net",
+        "th": "co in or ac go net",
+        "sg": "com org net edu gov",
+        "my": "com org net edu gov",
+        "mx": "com org net edu gob",
+        "ar": "com org net edu gob",
+        "tr": "com org net edu gov gen",
+        "ua": "com org net edu gov",
+        "vn": "com org net edu gov",
+        "ph": "com org net edu gov",
+        "pk": "com org net edu gov",
+        "eg": "com org net edu gov",
+        "sa": "com org net edu gov",
+        "pl": "com org net edu gov",
+        "co": "com org net edu gov",
+        "pe": "com org net edu gob",
+        "ru": "com org net",
+    }.items() for second in seconds.split()
+)
+
+#: TTL range edges of feature 11 (seconds).
+TTL_EDGES = (0.0, 1.0, 10.0, 100.0, 300.0, 900.0, math.inf)
+
+_DAY_PAIRS_PER_CHUNK = 1 << 18
+_SHARING_PAIRS_PER_CHUNK = 1 << 22
+
+
+@dataclass
+class _Index:
+    """IP -> domains of the training corpus: CSR over ``ips`` (sorted canonical strings)."""
+
+    ips: np.ndarray          # (I,) canonical address strings
+    domains: np.ndarray      # (T,) training domains
+    offsets: Tensor          # (I+1,) int64
+    domain_ids: Tensor       # (E,) int64, sorted within each ip
+    keys: Tensor             # (E,) int64 ip * len(domains) + domain, sorted
+    token: str               # identifies this fit in per-Bags caches
+
+    def to(self, device) -> "_Index":
+        return _Index(self.ips, self.domains, self.offsets.to(device), self.domain_ids.to(device),
+                      self.keys.to(device), self.token)
+
+
+class DnsFeatures(FeatureExtractor):
+    """EXPOSURE-derived passive-DNS features; see the module docstring for the definitions.
+
+    Options: ``geoip`` (path to a ``.mmdb`` or a ``prefix,country`` CSV; without it the country
+    feature is dropped with a warning), ``monitoring_period`` (seconds; default learnt in
+    :meth:`fit`), ``short_life_hours`` (72), ``window_hours`` (8), ``local_max`` (0.1),
+    ``cusum_max`` (1.0), ``include_cname_ttls`` (False), ``name_scope`` (``"registered"`` or
+    ``"fqdn"``). :meth:`fit` must run before extraction (it builds the IP -> domains index).
+    """
+
+    kind = "dns"
+    NAME_SCOPES = ("registered", "fqdn")
+
+    def __init__(self, geoip: str | Path | None = None, monitoring_period: float | None = None,
+                 short_life_hours: float = 72.0, window_hours: int = 8, local_max: float = 0.1,
+                 cusum_max: float = 1.0, include_cname_ttls: bool = False, name_scope: str = "registered",
+                 dtype: torch.dtype = torch.float64):
+        super().__init__(dtype)
+        if name_scope not in self.NAME_SCOPES:
+            raise ValueError(f"name_scope must be one of {self.NAME_SCOPES}, got {name_scope!r}")
+        if monitoring_period is not None and not monitoring_period > 0:
+            raise ValueError(f"monitoring_period must be > 0 seconds, got {monitoring_period!r}")
+        if not short_life_hours > 0:
+            raise ValueError(f"short_life_hours must be > 0, got {short_life_hours!r}")
+        if int(window_hours) != window_hours or window_hours < 1:
+            raise ValueError(f"window_hours must be an integer >= 1, got {window_hours!r}")
+        if not (local_max > 0 and cusum_max > 0):
+            raise ValueError(f"local_max and cusum_max must be > 0, got {local_max!r}, {cusum_max!r}")
+        self.monitoring_period = None if monitoring_period is None else float(monitoring_period)
+        self.short_life_hours, self.window_hours = float(short_life_hours), int(window_hours)
+        self.local_max, self.cusum_max = float(local_max), float(cusum_max)
+        self.include_cname_ttls, self.name_scope = bool(include_cname_ttls), name_scope
+        self.geoip = None if geoip is None else _GeoIP(geoip)
+        if self.geoip is None:
+            warnings.warn("DnsFeatures: no geoip database given, so 'answer_nunique_country' (number of "
+                          "distinct countries) is dropped; pass geoip=PATH (.mmdb or prefix,country CSV)",
+                          UserWarning, stacklevel=2)
+        self.period_: float | None = None
+        self._index: _Index | None = None
+        self._index_on: dict = {}
+
+    # ------------------------------------------------------------------ declaration
+    @property
+    def features(self) -> list[Feature]:
+        b = Behaviour
+        ttl = "TTLs of " + ("all answers" if self.include_cname_ttls else "address answers")
+        out = [
+            Feature("bag_flag_short_life", b.RATE_SENSITIVE, f"1 if lifetime < {self.short_life_hours:g} h"),
+            Feature("bag_ratio_lifetime", b.RATE_SENSITIVE, "lifetime / monitoring period"),
+            Feature("day_mean_distance", b.SPREAD, "mean Euclidean distance between z-normalised 24-h day vectors"),
+            Feature("hour_count_changepoints", b.RATE_SENSITIVE, "CUSUM change points of the hourly series"),
+            Feature("hour_std_changepoint_gaps", b.SPREAD, "std of the hours between consecutive change points"),
+            Feature("hour_ratio_active", b.RATE_SENSITIVE, "hours with a query / lifetime hours"),
+            Feature("answer_nunique_ip", b.RATE_SENSITIVE, "distinct IP addresses among the answers"),
+        ]
+        if self.geoip is not None:
+            out.append(Feature("answer_nunique_country", b.RATE_SENSITIVE, "distinct countries of those IPs (GeoIP)"))
+        out += [
+            Feature("ip_nunique_other_domains", b.GLOBAL, "other training domains resolving to any of those IPs"),
+            Feature("answer_mean_ttl", b.CENTRED, f"mean of the {ttl}"),
+            Feature("answer_std_ttl", b.SPREAD, f"std of the {ttl}"),
+            Feature("answer_nunique_ttl", b.RATE_SENSITIVE, f"distinct {ttl}"),
+            Feature("record_changes_ttl", b.RATE_SENSITIVE, "changes of the per-record minimum TTL in time order"),
+        ]
+        for lo, hi in zip(TTL_EDGES[:-1], TTL_EDGES[1:]):
+            out.append(Feature(f"answer_frac_ttl_{lo:g}_{hi:g}", b.CENTRED, f"fraction of {ttl} in [{lo:g}, {hi:g})"))
+        scope = "registered-domain label" if self.name_scope == "registered" else "FQDN without dots"
+        out.append(Feature("name_ratio_digits", b.INVARIANT, f"digits / characters of the {scope}"))
+        return out
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, bags: Bags) -> "DnsFeatures":
+        """Learn the monitoring period (unless given) and the IP -> domains index from TRAINING bags."""
+        self._check_kind(bags)
+        ts = bags.columns["ts"]
+        self.period_ = self.monitoring_period if self.monitoring_period is not None else float(ts.max() - ts.min())
+        ip_of_answer, ip_names = _answer_ips(bags)
+        items = bags.ragged["answers"].numel()
+        record = seg.segment_ids(bags.ragged_offsets, items)
+        domain = seg.segment_ids(bags.offsets, bags.num_records)[record]
+        ip = ip_of_answer[bags.ragged["answers"]]
+        keep = ip >= 0
+        pairs = torch.unique(ip[keep] * len(bags) + domain[keep]).cpu()   # sorted by (ip, domain)
+        used, ip_compact = torch.unique(torch.div(pairs, len(bags), rounding_mode="floor"), return_inverse=True)
+        offsets = torch.zeros(used.numel() + 1, dtype=torch.int64)
+        offsets[1:] = torch.bincount(ip_compact, minlength=used.numel()).cumsum(0)
+        domain_ids = pairs % len(bags)
+        self._index = _Index(ips=ip_names[used.numpy()], domains=bags.targets, offsets=offsets, domain_ids=domain_ids,
+                             keys=ip_compact * len(bags) + domain_ids, token=uuid.uuid4().hex)
+        self._index_on = {}
+        return self
+
+    # ------------------------------------------------------------------ compute
+    def compute(self, segments: Segments) -> Tensor:
+        if self._index is None:
+            raise RuntimeError("DnsFeatures is not fitted: call extractor.fit(train_bags) first (it learns the "
+                               "IP -> domains index of 'ip_nunique_other_domains' and the monitoring period)")
+        offsets, ids = segments.offsets, segments.ids
+        ts = segments.column("ts")
+        first, last = seg.segment_min(ts, offsets), seg.segment_max(ts, offsets)
+        nonempty = offsets.diff() > 0
+        span = last - first
+        cols = [nonempty & (span / 3600.0 < self.short_life_hours),
+                span / self.period_ if self.period_ > 0 else torch.zeros_like(span),
+                _daily_distance(ts, ids, offsets)]
+        cols += self._hourly(ts, ids, first, torch.where(nonempty, torch.floor(span / 3600.0).long() + 1, 0))
+        cols += self._answers(segments, ids)
+        cols.append(_name_digit_ratio(segments.bags, self.name_scope)[segments.owner])
+        return torch.stack([c.to(torch.float64) for c in cols], dim=1)
+
+    def _hourly(self, ts: Tensor, ids: Tensor, first: Tensor, lifetime: Tensor) -> list[Tensor]:
+        """Features 3 and 4 from the active hours relative to each draw's first record.
+
+        ``lifetime``: (P,) int64 hours of every draw (0 when empty).
+        """
+        n_draws = lifetime.numel()
+        hour = torch.floor((ts - first[ids]) / 3600.0).long()
+        starts = torch.nonzero(_group_starts(ids, hour)).squeeze(1)
+        counts = torch.diff(starts, append=starts.new_tensor([ts.numel()]))
+        bin_draw, bin_hour = ids[starts], hour[starts]
+        bin_offsets = _offsets_of(bin_draw, n_draws)
+        n_cp, gap_std = self._changepoints(bin_draw, bin_hour, counts, bin_offsets, lifetime)
+        return [n_cp, gap_std, bin_offsets.diff().to(torch.float64) / lifetime.clamp(min=1)]
+
+    def _changepoints(self, bin_draw: Tensor, bin_hour: Tensor, counts: Tensor, bin_offsets: Tensor,
+                      lifetime: Tensor) -> tuple[Tensor, Tensor]:
+        """(P,) number of CUSUM change points and (P,) std of the gaps between them.
+
+        Active hours: (H,) draw, hour and count, sorted by (draw, hour), CSR ``bin_offsets``.
+        """
+        n_draws, w = lifetime.numel(), self.window_hours
+        zeros = torch.zeros(n_draws, dtype=torch.float64, device=lifetime.device)
+        # steps [1, L) where d != 0 (within W of an active hour), each followed by the steps that
+        # bring S back to exactly 0; merged per draw into runs of consecutive steps
+        decay = math.ceil(self.cusum_max / self.local_max) + 1
+        lo = (bin_hour - w + 1).clamp(min=1)
+        hi = torch.minimum(bin_hour + w + decay, lifetime[bin_draw] - 1)
+        ok = lo <= hi
+        run_draw, lo, hi = bin_draw[ok], lo[ok], hi[ok]
+        if run_draw.numel() == 0:
+            return zeros, zeros
+        new = torch.ones(run_draw.numel(), dtype=torch.bool, device=run_draw.device)
+        new[1:] = (run_draw[1:] != run_draw[:-1]) | (lo[1:] > hi[:-1] + 1)   # lo, hi non-decreasing per draw
+        first = torch.nonzero(new).squeeze(1)
+        last = torch.cat([first[1:] - 1, first.new_tensor([new.numel() - 1])])
+        run_lo, run_len = lo[first], hi[last] - lo[first] + 1
+        t = _expand_ranges(run_lo, run_len)
+        runs = torch.arange(first.numel(), device=t.device)
+        run_of_step = torch.repeat_interleave(runs, run_len, output_size=t.numel())
+        step_draw = run_draw[first][run_of_step]
+
+        # window sums: the counts of every run laid out densely with W empty hours on each side
+        # (no other active hour of the draw can fall in a window of the run's steps)
+        padded = run_len + 2 * w
+        origin = torch.cumsum(padded, 0) - padded + w - run_lo          # position of hour h = origin + h
+        dense = torch.zeros(int(padded.sum()), dtype=torch.int64, device=t.device)
+        run_of_bin = new.cumsum(0) - 1
+        dense[origin[run_of_bin] + bin_hour[ok]] = counts[ok]
+        cum = torch.cat([dense.new_zeros(1), dense.cumsum(0)]).to(torch.float64)   # exact: integer sums
+        pos = origin[run_of_step] + t
+        n_minus = t.clamp(max=w).to(torch.float64)
+        n_plus = (lifetime[step_draw] - t).clamp(max=w).to(torch.float64)
+        peak = seg.segment_max(counts, bin_offsets)[step_draw]
+        d = ((cum[pos + w] - cum[pos]) / n_plus - (cum[pos] - cum[pos - w]) / n_minus).abs() / peak
+
+        cp = torch.nonzero(self._cusum(d, t, _offsets_of(step_draw, n_draws))).squeeze(1)
+        cp_offsets = _offsets_of(step_draw[cp], n_draws)
+        gaps, gap_offsets = seg.segment_diff(t[cp].to(torch.float64), cp_offsets)
+        return cp_offsets.diff().to(torch.float64), seg.segment_std(gaps, gap_offsets, correction=0)
+
+    def _cusum(self, d: Tensor, t: Tensor, step_offsets: Tensor) -> Tensor:
+        """(T,) bool change-point flags of the steps (CSR per draw): one iteration per step index."""
+        device, w = d.device, self.window_hours
+        lengths = step_offsets.diff()
+        order = torch.argsort(lengths, descending=True, stable=True)
+        start = step_offsets[:-1][order]
+        longest = int(lengths.max())
+        active = (lengths.numel() - torch.bincount(lengths, minlength=longest + 1).cumsum(0)[:longest]).tolist()
+        level = torch.zeros(lengths.numel(), dtype=torch.float64, device=device)
+        last = torch.full((lengths.numel(),), -w, dtype=torch.int64, device=device)
+        flags = torch.zeros(d.numel(), dtype=torch.bool, device=device)
+        for j, n in enumerate(active):
+            idx = start[:n] + j
+            tj = t[idx]
+            s = (level[:n] + d[idx] - self.local_max).clamp(min=0.0)
+            s = torch.where(tj < last[:n] + w, torch.zeros_like(s), s)     # held at 0 after a change point
+            hit = s > self.cusum_max
+            level[:n] = torch.where(hit, torch.zeros_like(s), s)
+            last[:n] = torch.where(hit, tj, last[:n])
+            flags[idx] = hit
+        return flags
+
+    def _answers(self, segments: Segments, ids: Tensor) -> list[Tensor]:
+        """Features 5-11 from the answers of the draws' records."""
+        bags, n_draws = segments.bags, len(segments)
+        items, record_items = seg.csr_gather(bags.ragged_offsets, segments.rows)
+        item_offsets = record_items[segments.offsets]
+        item_draw = seg.segment_ids(item_offsets, items.numel())
+        ip = _answer_ips(bags)[0][bags.ragged["answers"][items]]
+        address = ip >= 0
+
+        ip_draw, ip = _distinct_pairs(item_draw[address], ip[address])
+        cols = [torch.bincount(ip_draw, minlength=n_draws)]
+        if self.geoip is not None:
+            country = _ip_countries(bags, self.geoip)[ip]
+            known = country >= 0
+            cols.append(torch.bincount(_distinct_pairs(ip_draw[known], country[known])[0], minlength=n_draws))
+        cols.append(self._other_domains(bags, ip_draw, ip, segments.owner))
+
+        ttl, ttl_draw = bags.ragged["ttls"][items], item_draw
+        if not self.include_cname_ttls:
+            ttl, ttl_draw = ttl[address], item_draw[address]
+        ttl_offsets = _offsets_of(ttl_draw, n_draws)
+        distinct_ttls = torch.bincount(_distinct_pairs(ttl_draw, ttl)[0], minlength=n_draws)
+        ttl = ttl.to(torch.float64)
+        cols += [seg.segment_mean(ttl, ttl_offsets), seg.segment_std(ttl, ttl_offsets, correction=0), distinct_ttls]
+
+        record_ttl, has = _record_min_ttl(bags, self.include_cname_ttls)
+        has = has[segments.rows]
+        diffs, diff_offsets = seg.segment_diff(record_ttl[segments.rows][has], _offsets_of(ids[has], n_draws))
+        cols.append(seg.segment_sum((diffs != 0).to(torch.float64), diff_offsets))
+
+        edges = torch.tensor(TTL_EDGES, dtype=torch.float64, device=bags.device)
+        hist = seg.segment_histogram(ttl, ttl_offsets, edges).to(torch.float64)
+        return cols + list((hist / ttl_offsets.diff().clamp(min=1).unsqueeze(1)).unbind(1))
+
+    def _other_domains(self, bags: Bags, draw: Tensor, ip: Tensor, owner: Tensor) -> Tensor:
+        """(P,) distinct index domains, other than the draw's own, of the distinct (draw, address) pairs."""
+        n_draws, device = owner.numel(), owner.device
+        index = self._index_on.setdefault(device, self._index.to(device))
+        ip_to_index, own_domain = _index_lookup(bags, index)
+        ip = ip_to_index[ip]
+        keep = ip >= 0
+        draw, ip = draw[keep], ip[keep]
+        degree = index.offsets.diff()[ip]
+        # is the draw's own domain on the address? binary search of (ip, own) in the sorted index
+        own = own_domain[owner[draw]]
+        probe = ip * max(len(index.domains), 1) + own.clamp(min=0)
+        pos = torch.searchsorted(index.keys, probe).clamp(max=index.keys.numel() - 1)
+        found = (own >= 0) & (index.keys[pos] == probe)
+        useful = ~(found & (degree == 1))                   # an address of the own domain only adds nothing
+        draw, ip, degree, found = draw[useful], ip[useful], degree[useful], found[useful]
+        own_in = torch.zeros(n_draws, dtype=torch.int64, device=device)
+        own_in[draw[found]] = 1
+        # union sizes: one address -> its degree; several -> distinct domains of the expanded lists
+        union = torch.zeros(n_draws, dtype=torch.int64, device=device)
+        single = torch.bincount(draw, minlength=n_draws)[draw] == 1
+        union[draw[single]] = degree[single]
+        several = ~single
+        if bool(several.any()):
+            union += _union_sizes(draw[several], ip[several], degree[several], index, n_draws)
+        return (union - own_in).to(torch.float64)
+
+
+# ---------------------------------------------------------------------- helpers
+def _group_starts(*keys: Tensor) -> Tensor:
+    """(N,) bool: where any of the equal-length ``keys`` differs from the previous element."""
+    n = keys[0].numel()
+    start = torch.ones(n, dtype=torch.bool, device=keys[0].device)
+    if n > 1:
+        change = torch.zeros(n - 1, dtype=torch.bool, device=keys[0].device)
+        for k in keys:
+            change |= k[1:] != k[:-1]
+        start[1:] = change
+    return start
+
+
+def _offsets_of(segment_of: Tensor, n_segments: int) -> Tensor:
+    """(S+1,) CSR offsets of values whose non-decreasing segment index is ``segment_of``."""
+    offsets = torch.zeros(n_segments + 1, dtype=torch.int64, device=segment_of.device)
+    offsets[1:] = torch.bincount(segment_of, minlength=n_segments).cumsum(0)
+    return offsets
+
+
+def _expand_ranges(first: Tensor, length: Tensor) -> Tensor:
+    """Concatenated ``first[i] + arange(length[i])``."""
+    total = int(length.sum())
+    starts = torch.cumsum(length, 0) - length
+    return torch.arange(total, device=first.device) + torch.repeat_interleave(first - starts, length, output_size=total)
+
+
+def _chunk_bounds(sizes: Tensor, budget: int, allowed: Tensor | None = None) -> list[int]:
+    """Cut points 0 = c0 < c1 < ... = n of ``sizes`` (n,) into chunks of about ``budget`` total.
+
+    Cuts fall only at positions where ``allowed`` is True (default: anywhere); a chunk exceeds
+    the budget only by what cannot be cut.
+    """
+    n = sizes.numel()
+    allowed = torch.ones(n, dtype=torch.bool, device=sizes.device) if allowed is None else allowed
+    at = torch.nonzero(allowed).squeeze(1)
+    bucket = torch.div((torch.cumsum(sizes, 0) - sizes)[at], budget, rounding_mode="floor")
+    cuts = at[_group_starts(bucket)].tolist()
+    return sorted(set([0, *cuts, n]))
+
+
+def _daily_distance(ts: Tensor, ids: Tensor, offsets: Tensor) -> Tensor:
+    """(P,) mean Euclidean distance between the z-normalised UTC-day vectors of each draw."""
+    n_draws, device = offsets.numel() - 1, ts.device
+    hour = torch.floor(ts / 3600.0).long()
+    starts = torch.nonzero(_group_starts(ids, hour)).squeeze(1)
+    counts = torch.diff(starts, append=starts.new_tensor([ts.numel()])).to(torch.float64)
+    hour_draw, hour = ids[starts], hour[starts]
+    day = torch.div(hour, 24, rounding_mode="floor")
+    day_start = _group_starts(hour_draw, day)
+    row = day_start.cumsum(0) - 1
+    n_days = int(day_start.sum())
+    vectors = torch.zeros(n_days, 24, dtype=torch.float64, device=device)
+    vectors[row, hour - 24 * day] = counts
+    std = vectors.std(1, correction=0, keepdim=True)
+    z = torch.where(std > 0, (vectors - vectors.mean(1, keepdim=True)) / torch.where(std > 0, std, 1.0), 0.0)
+    day_draw = hour_draw[day_start]
+    day_offsets = _offsets_of(day_draw, n_draws)
+    partners = day_offsets[1:][day_draw] - torch.arange(n_days, device=device) - 1   # later days of the draw
+    total = torch.zeros(n_draws, dtype=torch.float64, device=device)
+    bounds = _chunk_bounds(partners, _DAY_PAIRS_PER_CHUNK)
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        count = partners[r0:r1]
+        i = torch.repeat_interleave(torch.arange(r0, r1, device=device), count)
+        j = i + 1 + _expand_ranges(torch.zeros_like(count), count)
+        total.index_add_(0, day_draw[i], (z[i] - z[j]).pow(2).sum(1).sqrt())
+    days = day_offsets.diff().to(torch.float64)
+    return total / (days * (days - 1) / 2).clamp(min=1)
+
+
+def _union_sizes(draw: Tensor, ip: Tensor, degree: Tensor, index: _Index, n_draws: int) -> Tensor:
+    """(P,) distinct domains in the index lists of (draw, ip) pairs sorted by draw, chunked."""
+    out = torch.zeros(n_draws, dtype=torch.int64, device=draw.device)
+    bounds = _chunk_bounds(degree, _SHARING_PAIRS_PER_CHUNK, allowed=_group_starts(draw))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        entries, _ = seg.csr_gather(index.offsets, ip[a:b])
+        entry_draw = torch.repeat_interleave(draw[a:b], degree[a:b], output_size=entries.numel())
+        out += torch.bincount(_distinct_pairs(entry_draw, index.domain_ids[entries])[0], minlength=n_draws)
+    return out
+
+
+def _distinct_pairs(segment_of: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    """The distinct (segment, value) pairs of two (N,) int64 tensors, sorted by segment then value.
+
+    One sort of a combined key when it fits in int64, else a two-pass stable sort.
+    """
+    if segment_of.numel() == 0:
+        return segment_of, values
+    low = values.min()
+    width = int(values.max() - low) + 1
+    if width * (int(segment_of.max()) + 1) < 2**62:
+        key = torch.unique(segment_of * width + (values - low))
+        return torch.div(key, width, rounding_mode="floor"), key % width + low
+    order = torch.argsort(values, stable=True)
+    order = order[torch.argsort(segment_of[order], stable=True)]
+    segment_of, values = segment_of[order], values[order]
+    start = _group_starts(segment_of, values)
+    return segment_of[start], values[start]
+
+
+def _answer_ips(bags: Bags) -> tuple[Tensor, np.ndarray]:
+    """(V,) canonical-address id of every answer string (-1: not an address) and the addresses."""
+    def build():
+        ids = np.full(len(bags.vocab["answer"]), -1, dtype=np.int64)
+        canonical: dict[str, int] = {}
+        for k, value in enumerate(bags.vocab["answer"]):
+            try:
+                address = ipaddress.ip_address(str(value).strip())
+            except ValueError:
+                continue
+            ids[k] = canonical.setdefault(str(address), len(canonical))
+        return torch.from_numpy(ids).to(bags.device), np.array(list(canonical), dtype=object)
+    return bags.cached("dns:answer_ip", build)
+
+
+def _record_min_ttl(bags: Bags, all_answers: bool) -> tuple[Tensor, Tensor]:
+    """(N,) int64 minimum TTL of every record's (address) answers and (N,) bool: has one."""
+    def build():
+        ttl = bags.ragged["ttls"]
+        record = seg.segment_ids(bags.ragged_offsets, ttl.numel())
+        if not all_answers:
+            address = _answer_ips(bags)[0][bags.ragged["answers"]] >= 0
+            ttl, record = ttl[address], record[address]
+        out = torch.zeros(bags.num_records, dtype=torch.int64, device=bags.device)
+        out.scatter_reduce_(0, record, ttl, reduce="amin", include_self=False)
+        return out, torch.bincount(record, minlength=bags.num_records) > 0
+    return bags.cached(f"dns:record_min_ttl:{all_answers}", build)
+
+
+def _index_lookup(bags: Bags, index: _Index) -> tuple[Tensor, Tensor]:
+    """(canonical address -> index ip id, target -> index domain id), -1 when absent."""
+    def build():
+        _, addresses = _answer_ips(bags)
+        ip = pd.Index(index.ips).get_indexer(addresses) if len(index.ips) else np.full(len(addresses), -1)
+        own = pd.Index(index.domains).get_indexer(bags.targets)
+        as_tensor = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64)).to(bags.device)  # noqa: E731
+        return as_tensor(ip), as_tensor(own)
+    return bags.cached(f"dns:index:{index.token}", build)
+
+
+def _ip_countries(bags: Bags, geoip: "_GeoIP") -> Tensor:
+    """(I,) country code of every canonical address of the bags (-1: unknown)."""
+    def build():
+        countries = geoip.countries(_answer_ips(bags)[1])
+        codes, _ = pd.factorize(pd.Series(countries, dtype=object), use_na_sentinel=True)
+        return torch.from_numpy(codes.astype(np.int64)).to(bags.device)
+    return bags.cached(f"dns:country:{geoip.path}", build)
+
+
+def _name_digit_ratio(bags: Bags, scope: str) -> Tensor:
+    """(B,) digit share of every target's registered-domain label (or whole name)."""
+    def build():
+        ratios = [_digit_share(_name_part(str(name), scope)) for name in bags.targets]
+        return torch.tensor(ratios, dtype=torch.float64, device=bags.device)
+    return bags.cached(f"dns:name_digits:{scope}", build)
+
+
+def _name_part(name: str, scope: str) -> str:
+    labels = [p for p in name.strip().rstrip(".").lower().split(".") if p]
+    if not labels:
+        return ""
+    if scope == "fqdn":
+        return "".join(labels)
+    if len(labels) >= 3 and ".".join(labels[-2:]) in MULTI_LABEL_SUFFIXES:
+        return labels[-3]
+    return labels[-2] if len(labels) >= 2 else labels[0]
+
+
+def _digit_share(text: str) -> float:
+    return sum(c.isdigit() and c.isascii() for c in text) / len(text) if text else 0.0
+
+
+class _GeoIP:
+    """Country lookups from a MaxMind ``.mmdb`` (``maxminddb``) or a ``prefix,country`` CSV."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(f"geoip database {self.path!r} does not exist")
+        self.mmdb = self.path.endswith(".mmdb")
+        if self.mmdb:
+            try:
+                import maxminddb  # noqa: F401
+            except ImportError as err:
+                raise ImportError(f"reading the MaxMind database {self.path!r} needs the maxminddb package: "
+                                  "pip install maxminddb (or pass a prefix,country CSV)") from err
+            self.tables = None
+        else:
+            self.tables = self._read_csv()
+
+    def _read_csv(self) -> dict:
+        """{(version, prefix length): {network int: country}}."""
+        table = pd.read_csv(self.path, dtype=str, header=None, keep_default_na=False, skip_blank_lines=False)
+        if table.shape[1] < 2:
+            raise ValueError(f"geoip CSV {self.path!r} needs two columns prefix,country")
+        header = int(table.iloc[0, 0].strip().lower() == "prefix")
+        tables: dict = {}
+        rows = zip(range(1 + header, len(table) + 1), table.iloc[header:, 0], table.iloc[header:, 1])
+        for line, prefix, country in rows:
+            try:
+                net = ipaddress.ip_network(prefix.strip(), strict=False)
+            except ValueError as err:
+                raise ValueError(f"geoip CSV {self.path!r} line {line}: bad prefix {prefix!r} ({err})") from None
+            if country.strip():
+                tables.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = country.strip().upper()
+        return tables
+
+    def countries(self, addresses: np.ndarray) -> np.ndarray:
+        """(I,) ISO country (or None) of every canonical address string."""
+        if self.mmdb:
+            import maxminddb
+            with maxminddb.open_database(self.path) as reader:
+                return np.array([_mmdb_country(reader.get(a)) for a in addresses], dtype=object)
+        lengths = {4: sorted((n for v, n in self.tables if v == 4), reverse=True),
+                   6: sorted((n for v, n in self.tables if v == 6), reverse=True)}
+        out = np.full(len(addresses), None, dtype=object)
+        for k, text in enumerate(addresses):
+            address = ipaddress.ip_address(text)
+            bits, value = address.max_prefixlen, int(address)
+            for n in lengths[address.version]:
+                network = (value >> (bits - n)) << (bits - n)
+                country = self.tables[(address.version, n)].get(network)
+                if country is not None:
+                    out[k] = country
+                    break
+        return out
+
+
+def _mmdb_country(record) -> str | None:
+    if not isinstance(record, dict):
+        return None
+    for field in ("country", "registered_country"):
+        code = (record.get(field) or {}).get("iso_code")
+        if code:
+            return str(code).upper()
+    return None
