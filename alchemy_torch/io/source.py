@@ -1,0 +1,207 @@
+"""Containers: a file's bytes -> a raw table (source columns + the physical line of every row).
+
+Plain or gzip-compressed text (delimited with or without quoting, '#' comment headers,
+JSON lines) and Parquet. Structure is validated vectorized on the raw bytes: records are
+found with numpy (newlines outside quotes), fields are counted per record, and only then
+is pandas' C parser run on the records that passed. Nothing is ever dropped silently:
+strict mode raises :class:`DataFormatError`, lenient mode counts what it skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataFormatError
+
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+
+
+def read_bytes(path) -> bytes:
+    """The whole (decompressed) content of ``path``."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == GZIP_MAGIC else open
+        with opener(path, "rb") as fh:
+            return fh.read()
+    except (OSError, EOFError) as exc:  # missing file, truncated or corrupt gzip
+        raise DataFormatError(path, None, None, f"cannot read file: {exc}") from exc
+
+
+@dataclass
+class RawTable:
+    """Rows of one file as source columns; ``line[i]`` is the 1-based line of row i."""
+
+    path: str
+    frame: pd.DataFrame
+    line: np.ndarray
+    header_line: int | None = None
+    unit: str = "line"
+    skipped: int = 0
+    problems: list = field(default_factory=list)  # (line, field, message) of skipped rows
+
+    def skip(self, keep: np.ndarray, problems: list) -> None:
+        """Drop rows where ``keep`` is False, counting them (lenient mode)."""
+        self.frame = self.frame.loc[keep].reset_index(drop=True)
+        self.line = self.line[keep]
+        self.skipped += int((~keep).sum())
+        self.problems.extend(problems)
+
+
+class Text:
+    """Record index of a text buffer: byte span and physical line of every record."""
+
+    def __init__(self, path, data: bytes, *, quote: bool):
+        self.path, self.data, self.quote = str(path), data, quote
+        b = np.frombuffer(data, np.uint8)
+        self._bytes = b
+        newlines = np.flatnonzero(b == 10)
+        quotes = np.flatnonzero(b == 34) if quote else np.empty(0, np.int64)
+        self._quotes = quotes
+        breaks = newlines[np.searchsorted(quotes, newlines) % 2 == 0] if len(quotes) else newlines
+        starts = np.concatenate([[0], breaks + 1])
+        ends = np.concatenate([breaks, [len(b)]])
+        real = starts < len(b)  # nothing after a final newline (or in an empty file)
+        starts, ends = starts[real], ends[real]
+        cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13)
+        self.starts, self.ends = starts, ends - cr
+        self.number = np.searchsorted(newlines, starts) + 1  # physical line of each record
+        self.empty = self.ends == self.starts
+        self.comment = ~self.empty & (b[starts] == ord("#"))
+
+    def record(self, i: int) -> str:
+        return self.data[self.starts[i] : self.ends[i]].decode("utf-8", "replace")
+
+    def field_counts(self, sep: str, records: np.ndarray) -> np.ndarray:
+        """Number of fields of each of ``records`` (separators outside quotes + 1)."""
+        seps = np.flatnonzero(self._bytes == ord(sep))
+        if len(self._quotes):
+            seps = seps[np.searchsorted(self._quotes, seps) % 2 == 0]
+        owner = np.searchsorted(self.starts, seps, side="right") - 1
+        counts = np.bincount(owner, minlength=len(self.starts))
+        return counts[records] + 1
+
+    def buffer(self, records: np.ndarray) -> bytes:
+        """The bytes of ``records`` (sorted indices), one per line."""
+        if len(records) == 0:
+            return b""
+        if records[-1] - records[0] + 1 == len(records):  # contiguous: one slice
+            return self.data[self.starts[records[0]] : self.ends[records[-1]]]
+        delta = np.zeros(len(self._bytes) + 1, np.int8)
+        np.add.at(delta, self.starts[records], 1)
+        np.add.at(delta, np.minimum(self.ends[records] + 1, len(self._bytes)), -1)
+        keep = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
+        return self._bytes[keep].tobytes()
+
+
+def parse_delimited(
+    text: Text,
+    records: np.ndarray,
+    names: list[str],
+    *,
+    sep: str,
+    lenient: bool,
+    header_line: int | None,
+    usecols: list[str] | None = None,
+    dtype: dict | None = None,
+    na_values=(),
+) -> RawTable:
+    """Parse ``records`` of ``text`` as rows of ``len(names)`` fields."""
+    counts = text.field_counts(sep, records)
+    wrong = counts != len(names)
+    problems = []
+    if wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        n = int(counts[i])
+        if n < len(names):
+            fld, msg = names[n], f"missing: the line has {n} fields, the header {len(names)}"
+        else:
+            fld, msg = names[-1], f"{n} fields where the header has {len(names)}"
+        line = int(text.number[records[i]])
+        if not lenient:
+            raise DataFormatError(text.path, line, fld, msg)
+        problems.append((line, fld, msg))
+        records = records[~wrong]
+    buf = text.buffer(records)
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(buf),
+            sep=sep,
+            header=None,
+            names=names,
+            usecols=usecols,
+            dtype=dtype,
+            na_values=list(na_values),
+            keep_default_na=False,
+            quoting=csv.QUOTE_MINIMAL if text.quote else csv.QUOTE_NONE,
+            skip_blank_lines=False,
+            engine="c",
+            low_memory=False,
+            encoding_errors="replace",  # stray non-UTF-8 bytes in a string become U+FFFD
+        ) if buf else pd.DataFrame({c: pd.Series(dtype=object) for c in (usecols or names)})
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+        raise DataFormatError(text.path, None, None, f"unparseable content: {exc}") from exc
+    return RawTable(text.path, frame, text.number[records], header_line,
+                    skipped=int(wrong.sum()), problems=problems)
+
+
+def csv_header(text: Text, records: np.ndarray) -> tuple[list[str], int, np.ndarray]:
+    """Column names from the first record; returns (names, header line, data records)."""
+    if len(records) == 0:
+        raise DataFormatError(text.path, None, None, "empty file: no header line")
+    names = next(csv.reader([text.record(records[0])]))
+    return [n.strip() for n in names], int(text.number[records[0]]), records[1:]
+
+
+def parse_json_lines(text: Text, *, lenient: bool) -> RawTable:
+    """One JSON object per non-empty line (Zeek's JSON logs)."""
+    records = np.flatnonzero(~text.empty)
+    problems, skipped = [], 0
+
+    def parse(recs):
+        buf = text.buffer(recs)
+        if not buf:
+            return pd.DataFrame()
+        return pd.read_json(io.BytesIO(buf), lines=True, dtype=False, precise_float=True)
+
+    try:
+        frame = parse(records)
+    except ValueError as exc:
+        bad = [i for i in records if not _is_json_object(text.data[text.starts[i] : text.ends[i]])]
+        if not bad:
+            raise DataFormatError(text.path, None, None, f"unreadable JSON lines: {exc}") from exc
+        line = int(text.number[bad[0]])
+        if not lenient:
+            raise DataFormatError(text.path, line, None, "not a JSON object") from None
+        problems.append((line, None, "not a JSON object"))
+        skipped = len(bad)
+        records = np.setdiff1d(records, bad)
+        frame = parse(records)
+    return RawTable(text.path, frame, text.number[records], skipped=skipped, problems=problems)
+
+
+def _is_json_object(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
+
+
+def parse_parquet(path) -> RawTable:
+    """A Parquet file; rows are numbered from 1 (``unit='row'``)."""
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+        raise DataFormatError(path, None, None, f"unreadable Parquet: {exc}") from exc
+    return RawTable(str(path), frame.reset_index(drop=True), np.arange(1, len(frame) + 1),
+                    unit="row")
