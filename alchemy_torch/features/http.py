@@ -1,0 +1,295 @@
+"""Bartos-derived HTTP features (METHOD.md §7.2), vectorized over all draws.
+
+Per-request features (36; 35 with ``use_referrer=False``), in output order. On each URL part
+``host``, ``path``, ``query`` (the query without its '?'), with s the part's string, L its
+number of characters (code points) and every ratio 0 when L = 0:
+
+1. ``length``: L.
+2. ``digit_ratio``, ``lower_ratio``, ``upper_ratio``: #[0-9] / L, #[a-z] / L, #[A-Z] / L.
+3. ``vowel_change_ratio``: adjacent character pairs that are a vowel (aeiou, any case) and a
+   consonant (an ASCII letter that is no vowel), in either order, / L.
+4. ``max_char_ratio``: the largest number of occurrences of one character / L.
+5. ``max_consonant_run``, ``max_vowel_run``, ``max_digit_run``: longest runs of consecutive
+   consonants, vowels, digits.
+6. ``non_base64``: characters outside [A-Za-z0-9+/=].
+
+then ``bytes_out``, ``bytes_in``, ``query_params`` (non-empty '&'-separated items of the query),
+``path_slashes``, ``query_slashes`` and ``referrer_slashes`` (number of '/'). These never change
+under resampling: they are computed once per distinct string of the Bags (numpy over a padded
+code-point matrix) and kept per record as a (36, N) float64 table in ``bags.cache``. Draws
+gather and aggregate one feature at a time: 1-d segmented sorts are much faster than one sort
+along dim 0 of an (R, 36) matrix, and memory stays at a few (R,) vectors.
+
+Aggregations over the requests of a draw (x = one per-request feature):
+
+* ``aggregation="stats"`` (default): stats5 (mean, population std, min, max, median) of every
+  feature, then ``bag_count_requests`` (36 * 5 + 1 = 181 values).
+* ``aggregation="bartos"``: per feature, ``bins`` (8) values ``bartos_valhist{b}_{feature}``,
+  the histogram of u = (x - min x) / (max x - min x), normalised to sum 1, then ``bins``
+  values ``bartos_simhist{b}_{feature}``, the same for the self-similarities d = |x_i - x_j|
+  over the pairs i < j, scaled by (d - min d) / (max d - min d) and normalised by the number
+  of pairs. u lies in bin b = #{k in 1..bins-1 : u >= k / bins} (equal-width bins on [0, 1],
+  the last one closed). The pair histogram is exact, without forming the pairs: values sorted
+  per draw, pairs below each edge counted with a segmented searchsorted (O(n log n)).
+
+Empty and tiny draws: an empty draw gives a zero row. A constant feature (max == min, one
+request included) puts all of its value mass in bin 0; constant pair differences (two requests
+included) put all pair mass in bin 0; a draw of one request has no pairs: zero pair histogram.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from alchemy_torch.bags import Bags
+from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments, stats5, stats5_features
+from alchemy_torch.ops import segment as seg
+
+__all__ = ["HttpFeatures", "PART_FEATURES", "OTHER_FEATURES", "request_table"]
+
+PARTS = ("host", "path", "query")
+#: per URL part: feature -> definition
+PART_FEATURES = {
+    "length": "number of characters",
+    "digit_ratio": "share of digits [0-9]",
+    "lower_ratio": "share of lower-case letters [a-z]",
+    "upper_ratio": "share of upper-case letters [A-Z]",
+    "vowel_change_ratio": "adjacent vowel/consonant pairs per character",
+    "max_char_ratio": "share of the most frequent character",
+    "max_consonant_run": "longest run of consonants",
+    "max_vowel_run": "longest run of vowels",
+    "max_digit_run": "longest run of digits",
+    "non_base64": "number of characters outside [A-Za-z0-9+/=]",
+}
+OTHER_FEATURES = {
+    "bytes_out": "bytes sent by the client",
+    "bytes_in": "bytes received by the client",
+    "query_params": "non-empty '&'-separated items of the query",
+    "path_slashes": "number of '/' in the path",
+    "query_slashes": "number of '/' in the query",
+    "referrer_slashes": "number of '/' in the referrer",
+}
+CACHE_KEY = "http_request_features"
+#: characters per block of the padded code-point matrix in :func:`_part_features`
+BLOCK_CELLS = 1 << 22
+_OTHER, _VOWEL, _CONSONANT, _DIGIT, _BASE64_SIGN = range(5)
+
+
+def _char_classes() -> np.ndarray:
+    """(129,) uint8 class of every ASCII code point; index 128 stands for any other character."""
+    classes = np.full(129, _OTHER, dtype=np.uint8)
+    for chars, kind in (("+/=", _BASE64_SIGN), ("0123456789", _DIGIT), ("aeiouAEIOU", _VOWEL),
+                        ("bcdfghjklmnpqrstvwxyzBCDFGHJKLMNPQRSTVWXYZ", _CONSONANT)):
+        classes[[ord(ch) for ch in chars]] = kind
+    return classes
+
+
+_CLASS = _char_classes()
+
+
+class HttpFeatures(FeatureExtractor):
+    """Bartos-derived features of server bags of HTTP requests: (P, D) per draw.
+
+    ``aggregation``: ``"stats"`` (D = 181) or ``"bartos"`` (D = 36 * 2 * ``bins`` = 576);
+    ``use_referrer=False`` drops ``referrer_slashes`` (D = 176 or 560).
+    """
+
+    kind = "http"
+    AGGREGATIONS = ("stats", "bartos")
+
+    def __init__(self, aggregation: str = "stats", bins: int = 8, use_referrer: bool = True,
+                 dtype: torch.dtype = torch.float64):
+        super().__init__(dtype)
+        if aggregation not in self.AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {self.AGGREGATIONS}, got {aggregation!r}")
+        if int(bins) != bins or bins < 2:
+            raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+        self.aggregation, self.bins, self.use_referrer = aggregation, int(bins), bool(use_referrer)
+
+    @property
+    def request_features(self) -> dict[str, str]:
+        """Per-request feature -> definition, in table order."""
+        names = {f"{p}_{f}": f"{d} of the {p}" for p in PARTS for f, d in PART_FEATURES.items()}
+        names.update(OTHER_FEATURES)
+        if not self.use_referrer:
+            del names["referrer_slashes"]
+        return names
+
+    @property
+    def features(self) -> list[Feature]:
+        out = []
+        for field, definition in self.request_features.items():
+            if self.aggregation == "stats":
+                out += stats5_features("req", field, f"per-request {definition}")
+            else:
+                out += [Feature(f"bartos_{kind}hist{b}_{field}", Behaviour.CENTRED,
+                                f"share of {what} of {definition} in bin {b} of {self.bins}")
+                        for kind, what in (("val", "min-max scaled values"), ("sim", "min-max scaled pair differences"))
+                        for b in range(self.bins)]
+        if self.aggregation == "stats":
+            out.append(Feature("bag_count_requests", Behaviour.RATE_SENSITIVE, "number of requests"))
+        return out
+
+    def compute(self, segments: Segments) -> Tensor:
+        table = segments.bags.cached(CACHE_KEY, lambda: request_table(segments.bags))
+        columns = (table[f][segments.rows] for f in range(len(self.request_features)))
+        if self.aggregation == "stats":
+            count = segments.lengths.to(torch.float64).unsqueeze(1)
+            return torch.cat([*(stats5(x, segments.offsets) for x in columns), count], dim=1)
+        return _bartos(columns, segments.offsets, self.bins)
+
+
+# ---------------------------------------------------------------------- per-request table
+def request_table(bags: Bags) -> Tensor:
+    """(36, N) float64 per-request features (rows) of every record, on the bags' device."""
+    def per_string(column: str, *builds) -> Tensor:
+        codes, inverse = torch.unique(bags.columns[column], return_inverse=True)
+        strings = bags.decode(column, codes)
+        values = np.vstack([np.atleast_2d(build(strings)) for build in builds])
+        return torch.from_numpy(values).to(bags.device)[:, inverse]
+
+    host = per_string("host", _part_features)
+    path = per_string("path", _part_features, _slashes)
+    query = per_string("query", _part_features, _params, _slashes)
+    referrer = per_string("referrer", _slashes)
+    numbers = torch.stack([bags.columns["bytes_out"], bags.columns["bytes_in"]]).to(torch.float64)
+    return torch.cat([host, path[:10], query[:10], numbers, query[10:11], path[10:], query[11:], referrer])
+
+
+def _slashes(strings: np.ndarray) -> np.ndarray:
+    """(n,) float64 number of '/' of every string."""
+    return np.fromiter((s.count("/") for s in strings), dtype=np.float64, count=len(strings))
+
+
+def _params(strings: np.ndarray) -> np.ndarray:
+    """(n,) float64 number of non-empty '&'-separated items of every string."""
+    return np.fromiter((sum(map(bool, s.split("&"))) for s in strings), dtype=np.float64, count=len(strings))
+
+
+def _part_features(strings: np.ndarray) -> np.ndarray:
+    """(10, n) float64 :data:`PART_FEATURES` of every string, in blocks of similar length."""
+    n = len(strings)
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
+    out = np.zeros((len(PART_FEATURES), n))
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < n:
+        # the largest block of (length-sorted) strings whose padded matrix fits BLOCK_CELLS
+        stop = min(n, start + BLOCK_CELLS // max(int(lengths[order[start]]), 1))
+        while stop - start > 1 and (stop - start) * int(lengths[order[stop - 1]]) > BLOCK_CELLS:
+            stop = start + max(1, BLOCK_CELLS // int(lengths[order[stop - 1]]))
+        rows = order[start:stop]
+        width = int(lengths[rows[-1]])
+        if width:
+            chars = strings[rows].astype(f"<U{width}").view(np.uint32).reshape(len(rows), width)
+            out[:, rows] = _block_features(chars, lengths[rows])
+        start = stop
+    return out
+
+
+def _block_features(c: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(10, k) features of k strings given as a (k, m) code-point matrix padded beyond ``lengths``."""
+    valid = np.arange(c.shape[1]) < lengths[:, None]
+    kind = _CLASS[np.minimum(c, 128)]
+    vowel, consonant, digit = kind == _VOWEL, kind == _CONSONANT, kind == _DIGIT
+    changes = ((vowel[:, 1:] & consonant[:, :-1]) | (consonant[:, 1:] & vowel[:, :-1])).sum(1)
+    non_base64 = (valid & (kind == _OTHER)).sum(1)
+    # characters sorted per string (padding last): equal neighbours form runs of one character
+    ordered = np.sort(np.where(valid, c, np.uint32(0xFFFFFFFF)), axis=1)
+    same = np.zeros_like(valid)
+    same[:, 1:] = (ordered[:, 1:] == ordered[:, :-1]) & valid[:, 1:]
+    max_count = np.where(lengths > 0, _longest_run(same) + 1, 0)
+    per_char = np.maximum(lengths, 1)
+    lower = ((c - np.uint32(ord("a"))) < 26).sum(1)  # unsigned: wraps below "a"
+    upper = ((c - np.uint32(ord("A"))) < 26).sum(1)
+    return np.stack([
+        lengths, digit.sum(1) / per_char, lower / per_char, upper / per_char, changes / per_char,
+        max_count / per_char, _longest_run(consonant), _longest_run(vowel), _longest_run(digit), non_base64,
+    ]).astype(np.float64)
+
+
+def _longest_run(mask: np.ndarray) -> np.ndarray:
+    """(k,) length of the longest run of True in every row of a (k, m) boolean matrix."""
+    count = np.cumsum(mask, axis=1, dtype=np.int32)
+    reset = np.maximum.accumulate(np.where(mask, 0, count), axis=1)
+    return (count - reset).max(axis=1)
+
+
+# ---------------------------------------------------------------------- Bartos histograms
+def _bartos(columns: Iterable[Tensor], offsets: Tensor, bins: int) -> Tensor:
+    """(P, F * 2 * bins): per (R,) feature column, value histogram then pair-difference histogram."""
+    ids = seg.segment_ids(offsets)
+    edges = torch.arange(1, bins, dtype=torch.float64, device=offsets.device) / bins
+    requests = offsets.diff().clamp(min=1).to(torch.float64).unsqueeze(1)
+    out = []
+    for x in columns:
+        s = seg.segment_sort(x, offsets)
+        lo, hi = _first_last(s, offsets)
+        width = hi - lo
+        u = (s - lo[ids]) / torch.where(width > 0, width, 1.0)[ids]
+        out += [seg.segment_bincount(torch.bucketize(u, edges, right=True), offsets, bins) / requests,
+                _pair_histogram(s, offsets, ids, edges)]
+    return torch.cat(out, dim=1)
+
+
+def _first_last(ordered: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
+    """Smallest and largest value per segment of segment-sorted 1-d ``ordered`` (garbage when empty)."""
+    if ordered.numel() == 0:
+        return (ordered.new_zeros(offsets.numel() - 1),) * 2
+    return ordered[offsets[:-1].clamp(max=ordered.numel() - 1)], ordered[(offsets[1:] - 1).clamp(min=0)]
+
+
+def _pair_histogram(s: Tensor, offsets: Tensor, ids: Tensor, edges: Tensor) -> Tensor:
+    """(P, bins) normalised histogram of scaled pair differences of segment-sorted 1-d ``s``.
+
+    A pair i < j (sorted order) is below edge e when u = ((s_j - s_i) - dmin) / (dmax - dmin) < e,
+    monotone in j. Its first j failing is found by a segmented searchsorted of the threshold
+    s_i + dmin + e * (dmax - dmin) (segments kept apart by dense-ranking the values and keying
+    them by segment), then moved across runs of equal values until the exact test agrees (the
+    threshold's rounding may put it one run off).
+    """
+    n = offsets.diff()
+    pairs = n * (n - 1) // 2
+    diffs, diff_offsets = seg.segment_diff(s, offsets)
+    dmin = seg.segment_min(diffs, diff_offsets)
+    first, last = _first_last(s, offsets)
+    spread = (last - first) - dmin
+    varied = (n > 1) & (spread > 0)
+    scale = torch.where(varied, spread, 1.0)
+    dmin_of, scale_of, end_of = dmin[ids], scale[ids], offsets[1:][ids]
+    run_start = torch.ones_like(ids, dtype=torch.bool)
+    run_start[1:] = (s[1:] != s[:-1]) | (ids[1:] != ids[:-1])
+    starts = torch.nonzero(run_start).squeeze(1)
+    run = torch.cumsum(run_start, 0) - 1
+    run_first, run_end = starts[run], torch.cat([starts[1:], starts.new_tensor([s.numel()])])[run]
+
+    def below(j: Tensor, i: Tensor, e: Tensor) -> Tensor:
+        return ((s[j] - s[i]) - dmin_of[i]) / scale_of[i] < e
+
+    def step(pos: Tensor, i: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+        """Positions moved one run of equal values towards the exact answer, and which moved."""
+        right = pos.clamp(max=s.numel() - 1)
+        move_right = (pos < end_of[i]) & below(right, i, e)
+        move_left = (pos > i + 1) & ~below(pos - 1, i, e)
+        moved = torch.where(move_right, run_end[right], torch.where(move_left, run_first[pos - 1], pos))
+        return moved, move_right | move_left
+
+    uniques, rank = torch.unique(s, return_inverse=True)
+    stride = uniques.numel() + 1
+    thresholds = s.unsqueeze(1) + (dmin_of.unsqueeze(1) + edges * scale_of.unsqueeze(1))
+    pos = torch.searchsorted(ids * stride + rank, ids.unsqueeze(1) * stride + torch.searchsorted(uniques, thresholds))
+    index = torch.arange(s.numel(), device=s.device).unsqueeze(1)
+    pos, moved = step(torch.maximum(pos, index + 1), index, edges)
+    flat, todo = pos.view(-1), torch.nonzero(moved.view(-1)).squeeze(1)
+    while todo.numel():  # rounding of the thresholds: rarely more than one run of equal values
+        flat[todo], moved = step(flat[todo], todo // edges.numel(), edges[todo % edges.numel()])
+        todo = todo[moved]
+    below_edge = seg.segment_sum(pos - index - 1, offsets)
+    cumulative = torch.cat([below_edge.new_zeros(n.numel(), 1), below_edge, pairs.unsqueeze(1).to(below_edge.dtype)], 1)
+    hist = cumulative.diff(dim=1)
+    constant = torch.zeros_like(hist)
+    constant[:, 0] = cumulative[:, -1]
+    return torch.where(varied.unsqueeze(1), hist, constant) / cumulative[:, -1:].clamp(min=1)
