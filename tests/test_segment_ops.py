@@ -122,3 +122,20 @@ def test_csr_gather_picks_segments_in_order(device):
 def test_check_offsets_rejects_bad_pointers(bad):
     with pytest.raises(ValueError):
         ops.check_offsets(torch.tensor(bad), 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_sortable_keys_order_like_the_floats(dtype):
+    from alchemy_torch.ops.segment import _sortable
+
+    x = torch.tensor([3.0, -2.0, -0.5, 0.0, 1e-30, -1e30, float("inf"), -float("inf"), 7.25, -7.25], dtype=dtype)
+    assert x[torch.sort(_sortable(x)).indices].tolist() == sorted(x.tolist())
+
+
+def test_segment_sort_sorts_within_segments_only(device):
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(50, 2)) * 1e3
+    offsets = [0, 10, 10, 33, 50]
+    got = ops.segment_sort(torch.tensor(values, device=device), torch.tensor(offsets, device=device)).cpu().numpy()
+    want = np.concatenate([np.sort(values[a:b], axis=0) for a, b in zip(offsets[:-1], offsets[1:])])
+    np.testing.assert_array_equal(got, want)

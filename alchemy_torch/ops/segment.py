@@ -119,13 +119,33 @@ def segment_max(x: Tensor, offsets: Tensor) -> Tensor:
     return _extreme(x, offsets, "max")
 
 
-def segment_sort(x: Tensor, offsets: Tensor) -> Tensor:
-    """Values sorted ascending within each segment (segments stay in place); (N,) or (N, F)."""
-    ids = segment_ids(offsets, x.shape[0])
-    values, order = torch.sort(x, dim=0, stable=True)
-    ids = ids[order] if x.dim() == 1 else ids.unsqueeze(1).expand_as(x).gather(0, order)
-    ids, by_segment = torch.sort(ids, dim=0, stable=True)
-    return values.gather(0, by_segment)
+def _sortable(x: Tensor) -> Tensor:
+    """Integers ordered like the values of ``x`` (CPU sorts integers by radix, floats by compare).
+
+    IEEE floats map to signed integers of their width by flipping the magnitude bits of
+    negative values; integers are returned as they are.
+    """
+    if not x.is_floating_point():
+        return x
+    as_int = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+              torch.bfloat16: torch.int16}[x.dtype]
+    bits = x.contiguous().view(as_int)
+    mask = torch.iinfo(as_int).max
+    return bits ^ ((bits >> (torch.iinfo(as_int).bits - 1)) & mask)
+
+
+def segment_sort(x: Tensor, offsets: Tensor, ids: Tensor | None = None) -> Tensor:
+    """Values sorted ascending within each segment (segments stay in place); (N,) or (N, F).
+
+    Two integer sorts per column: by value, then stably by segment. ``ids`` may pass a
+    precomputed :func:`segment_ids`.
+    """
+    ids = segment_ids(offsets, x.shape[0]) if ids is None else ids
+    if x.dim() == 2:
+        return torch.stack([segment_sort(x[:, j], offsets, ids) for j in range(x.shape[1])], dim=1)
+    order = torch.sort(_sortable(x)).indices
+    by_segment = torch.sort(ids[order], stable=True).indices
+    return x[order[by_segment]]
 
 
 def segment_quantile(x: Tensor, offsets: Tensor, q: float, sorted_x: Tensor | None = None) -> Tensor:
