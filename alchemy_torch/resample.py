@@ -86,8 +86,10 @@ class Resampler:
     ``mode="random"``: a uniform subset of exactly m records, without replacement.
     ``mode="contiguous"``: a random window of m consecutive records in time order.
 
-    ``chunk_records`` bounds the records considered per chunk in :meth:`iter_draws` (memory is
-    about 40 bytes per record of a chunk); it never changes the draws.
+    ``chunk_records`` bounds the candidate records (sum of the drawn bags' sizes) per chunk of
+    :meth:`iter_draws`; the smallest chunk is one work unit (a block of about BLOCK_RECORDS
+    records, or one larger bag). Working memory is about 20 bytes per candidate record plus the
+    drawn rows. Chunking never changes the draws.
     """
 
     OPTIONS = (1, 2, 3, 4)
