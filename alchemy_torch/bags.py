@@ -123,9 +123,9 @@ class Bags:
         target_codes, targets = pd.factorize(keys.astype(str), sort=True)
         vocab, codes = _encode_categorical(records, schema)
         numeric = {c: _numeric_column(records, c, dtype, c in schema.optional, kind) for c, dtype in schema.numeric.items()}
-        ragged_lists = {c: _list_column(records, c, kind) for c in schema.ragged}
+        ragged_lengths, ragged_items = _flatten_lists(records, schema, vocab, kind)
 
-        order = _total_order(target_codes, numeric, codes, ragged_lists)
+        order = _total_order(target_codes, numeric, codes, ragged_lengths, ragged_items)
         target_codes = target_codes[order]
         lengths = np.bincount(target_codes, minlength=len(targets))
         offsets = torch.zeros(len(targets) + 1, dtype=torch.int64)
@@ -134,7 +134,10 @@ class Bags:
         columns = {c: torch.from_numpy(np.ascontiguousarray(v[order])) for c, v in {**numeric, **codes}.items()}
         ragged_offsets, ragged = None, {}
         if schema.ragged:
-            ragged_offsets, ragged = _flatten_ragged(ragged_lists, schema, vocab, order, kind)
+            item_offsets = torch.zeros(len(records) + 1, dtype=torch.int64)
+            item_offsets[1:] = torch.tensor(ragged_lengths).cumsum(0)
+            items, ragged_offsets = csr_gather(item_offsets, torch.from_numpy(order))
+            ragged = {c: torch.from_numpy(v)[items] for c, v in ragged_items.items()}
 
         target_labels = _target_labels(labels, records, target_codes, order, np.asarray(targets, dtype=object), label_rule)
         return cls(kind=kind, columns=columns, offsets=offsets, targets=np.asarray(targets, dtype=object),
@@ -238,48 +241,55 @@ def _encode_categorical(records: pd.DataFrame, schema: Schema) -> tuple[dict, di
     return vocab, codes
 
 
-def _list_column(records: pd.DataFrame, name: str, kind: str) -> pd.Series:
-    col = records[name]
-    bad = ~col.map(lambda v: isinstance(v, (list, tuple, np.ndarray)))
-    if bad.any():
-        row = records.index[np.flatnonzero(bad.to_numpy())[0]]
-        raise ValueError(f"{kind} column {name!r} must hold lists (first bad row {row!r}: {col.loc[row]!r})")
-    return col
+def _flatten_lists(records: pd.DataFrame, schema: Schema, vocab: dict, kind: str) -> tuple[np.ndarray, dict]:
+    """(N,) list lengths and name -> (A,) flattened items (codes or int64), in input order.
 
-
-def _total_order(target_codes: np.ndarray, numeric: dict, codes: dict, ragged_lists: dict) -> np.ndarray:
-    """Row order by (target, ts, every other column): independent of the input row order."""
-    keys = [v for c, v in codes.items()] + [np.nan_to_num(v, nan=-np.inf) for c, v in numeric.items() if c != "ts"]
-    keys += [pd.factorize(col.map(lambda v: "\x1f".join(map(str, v))), sort=True)[0] for col in ragged_lists.values()]
-    return np.lexsort([*reversed(keys), numeric["ts"], target_codes])
-
-
-def _flatten_ragged(lists: dict, schema: Schema, vocab: dict, order: np.ndarray, kind: str):
-    first = next(iter(lists))
-    lengths = lists[first].map(len).to_numpy(dtype=np.int64)
-    for name, col in lists.items():
-        other = col.map(len).to_numpy(dtype=np.int64)
-        if not np.array_equal(other, lengths):
-            row = np.flatnonzero(other != lengths)[0]
-            raise ValueError(f"{kind} columns {first!r} and {name!r} differ in length at row {row}")
-    lengths = lengths[order]
-    offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
-    offsets[1:] = torch.from_numpy(lengths).cumsum(0)
-    flat = {}
-    for name, col in lists.items():
-        items = col.to_numpy(dtype=object)[order]
-        values = np.concatenate([np.asarray(v, dtype=object) for v in items]) if len(items) else np.array([], dtype=object)
-        if schema.ragged[name] is None:
-            numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-            if numbers.isna().any():
+    Adds the vocabularies of string lists to ``vocab``. All list columns must agree in length.
+    """
+    lengths, items = np.zeros(len(records), dtype=np.int64), {}
+    for i, (name, vocab_name) in enumerate(schema.ragged.items()):
+        col = records[name]
+        bad = ~col.map(type).isin([list, tuple, np.ndarray])
+        if bad.any():
+            row = records.index[np.flatnonzero(bad.to_numpy())[0]]
+            raise ValueError(f"{kind} column {name!r} must hold lists (first bad row {row!r}: {col.loc[row]!r})")
+        col_lengths = col.str.len().to_numpy(dtype=np.int64)
+        if i and not np.array_equal(col_lengths, lengths):
+            row = records.index[np.flatnonzero(col_lengths != lengths)[0]]
+            raise ValueError(f"{kind} columns {next(iter(schema.ragged))!r} and {name!r} differ in length at row {row!r}")
+        lengths = col_lengths
+        # explode leaves one NaN placeholder per empty list: drop those
+        values = col.explode().to_numpy(dtype=object)[np.repeat(lengths > 0, np.maximum(lengths, 1))]
+        if vocab_name is None:
+            numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+            if np.isnan(numbers).any():
                 raise ValueError(f"{kind} column {name!r} holds non-numeric items")
-            flat[name] = torch.from_numpy(numbers.to_numpy(dtype=np.float64).round().astype(np.int64))
+            items[name] = numbers.round().astype(np.int64)
         else:
             item_codes, uniques = pd.factorize(values.astype(str), sort=True)
-            vocab[schema.ragged[name]] = np.asarray(uniques, dtype=object)
-            flat[name] = torch.from_numpy(item_codes.astype(np.int64))
-    check_offsets(offsets, len(next(iter(flat.values()))))
-    return offsets, flat
+            vocab[vocab_name] = np.asarray(uniques, dtype=object)
+            items[name] = item_codes.astype(np.int64)
+    return lengths, items
+
+
+def _list_hash(lengths: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(N,) int64 polynomial hash of every record's list (wrapping): a content-based tie-breaker."""
+    out = lengths.copy()
+    nonempty = lengths > 0
+    if values.size:
+        starts = np.cumsum(lengths) - lengths
+        position = np.arange(values.size) - np.repeat(starts, lengths)
+        with np.errstate(over="ignore"):
+            terms = (values.astype(np.int64) + 1) * np.power(np.int64(1_000_003), position + 1)
+            out[nonempty] += np.add.reduceat(terms, starts[nonempty])
+    return out
+
+
+def _total_order(target_codes: np.ndarray, numeric: dict, codes: dict, ragged_lengths, ragged_items: dict) -> np.ndarray:
+    """Row order by (target, ts, every other column): independent of the input row order."""
+    keys = list(codes.values()) + [np.nan_to_num(v, nan=-np.inf) for c, v in numeric.items() if c != "ts"]
+    keys += [_list_hash(ragged_lengths, v) for v in ragged_items.values()]
+    return np.lexsort([*reversed(keys), numeric["ts"], target_codes])
 
 
 def _target_labels(labels, records, target_codes, order, targets, rule) -> np.ndarray:

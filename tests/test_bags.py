@@ -123,3 +123,26 @@ def test_bad_labels_raise_clear_errors(flows_records):
         Bags.from_records("flows", flows_records, pd.Series(0, index=targets[1:]))
     with pytest.raises(ValueError, match="kind"):
         Bags.from_records("netflow", flows_records)
+
+
+def test_bad_dns_lists_raise_clear_errors():
+    df = random_dns(20)
+    labels = pd.Series(0, index=df["query"].unique())
+    with pytest.raises(ValueError, match="must hold lists"):
+        Bags.from_records("dns", df.assign(answers=["1.2.3.4"] * len(df)), labels)
+    short = df["ttls"].copy()
+    short.iloc[int(np.flatnonzero(df["answers"].map(len) > 0)[0])] = []
+    with pytest.raises(ValueError, match="differ in length"):
+        Bags.from_records("dns", df.assign(ttls=short), labels)
+    with pytest.raises(ValueError, match="non-numeric"):
+        Bags.from_records("dns", df.assign(ttls=[["x"] * len(a) for a in df["answers"]]), labels)
+
+
+def test_dns_row_order_does_not_matter_even_with_ties():
+    df = random_dns(60)
+    df["ts"] = 1.6e9  # every record ties on time: lists break the tie by content
+    labels = pd.Series(0, index=df["query"].unique())
+    a = Bags.from_records("dns", df, labels)
+    b = Bags.from_records("dns", df.sample(frac=1.0, random_state=1), labels)
+    assert torch.equal(a.ragged_offsets, b.ragged_offsets)
+    assert all(torch.equal(a.ragged[k], b.ragged[k]) for k in a.ragged)
