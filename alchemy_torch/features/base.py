@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Iterator
 
 import pandas as pd
@@ -45,15 +46,19 @@ _STATS5_BEHAVIOUR = {"mean": Behaviour.CENTRED, "std": Behaviour.SPREAD, "min": 
                      "max": Behaviour.RATE_SENSITIVE, "median": Behaviour.SPREAD}
 
 
-def stats5(values: Tensor, offsets: Tensor) -> Tensor:
+def stats5(values: Tensor, offsets: Tensor, sorted_values: Tensor | None = None) -> Tensor:
     """(S, 5*F) mean, population std, min, max, median of every column of (N, F) ``values``.
 
     Columns are ordered stat-major within each field: field0 stats5, field1 stats5, ...
-    Empty segments give zeros.
+    Empty segments give zeros. ``sorted_values``: ``values`` sorted within segments, when
+    the caller has them.
     """
     if values.dim() == 1:
         values = values.unsqueeze(1)
-    sorted_values = seg.segment_sort(values, offsets)
+    if sorted_values is None:
+        sorted_values = seg.segment_sort(values, offsets)
+    elif sorted_values.dim() == 1:
+        sorted_values = sorted_values.unsqueeze(1)
     parts = [seg.segment_mean(values, offsets), seg.segment_std(values, offsets, correction=0),
              seg.segment_min(values, offsets), seg.segment_max(values, offsets),
              seg.segment_median(values, offsets, sorted_x=sorted_values)]
@@ -91,8 +96,9 @@ class Segments:
         """(R,) the Bags column ``name`` at the draws' records."""
         return self.bags.columns[name][self.rows]
 
-    @property
+    @cached_property
     def ids(self) -> Tensor:
+        """(R,) draw of every gathered record (computed once)."""
         return seg.segment_ids(self.offsets, self.rows.numel())
 
     @property

@@ -73,6 +73,7 @@ OTHER_FEATURES = {
     "referrer_slashes": "number of '/' in the referrer",
 }
 CACHE_KEY = "http_request_features"
+RANKS_KEY = "http_request_ranks"
 #: characters per block of the padded code-point matrix in :func:`_part_features`
 BLOCK_CELLS = 1 << 22
 _OTHER, _VOWEL, _CONSONANT, _DIGIT, _BASE64_SIGN = range(5)
@@ -135,10 +136,18 @@ class HttpFeatures(FeatureExtractor):
 
     def compute(self, segments: Segments) -> Tensor:
         table = segments.bags.cached(CACHE_KEY, lambda: request_table(segments.bags))
-        columns = (table[f][segments.rows] for f in range(len(self.request_features)))
+        n_features = len(self.request_features)
+        columns = (table[f][segments.rows] for f in range(n_features))
         if self.aggregation == "stats":
+            # dense ranks per feature, once per Bags: each draw-level sort is one integer sort
+            ranks = segments.bags.cached(RANKS_KEY, lambda: [seg.dense_ranks(table[f]) for f in range(len(table))])
             count = segments.lengths.to(torch.float64).unsqueeze(1)
-            return torch.cat([*(stats5(x, segments.offsets) for x in columns), count], dim=1)
+            stats = []
+            for f, x in zip(range(n_features), columns):
+                rank, n_ranks = ranks[f]
+                order = seg.segment_order(rank[segments.rows], n_ranks, segments.offsets, segments.ids)
+                stats.append(stats5(x, segments.offsets, sorted_values=x[order]))
+            return torch.cat([*stats, count], dim=1)
         return _bartos(columns, segments.offsets, self.bins)
 
 
