@@ -139,3 +139,16 @@ def test_segment_sort_sorts_within_segments_only(device):
     got = ops.segment_sort(torch.tensor(values, device=device), torch.tensor(offsets, device=device)).cpu().numpy()
     want = np.concatenate([np.sort(values[a:b], axis=0) for a, b in zip(offsets[:-1], offsets[1:])])
     np.testing.assert_array_equal(got, want)
+
+
+def test_segment_order_sorts_by_cached_ranks(device):
+    rng = np.random.default_rng(8)
+    values = torch.tensor(rng.integers(0, 7, 40).astype(np.float64), device=device)
+    offsets = torch.tensor([0, 5, 5, 21, 40], device=device)
+    ranks, n_ranks = ops.dense_ranks(values)
+    assert n_ranks == values.unique().numel()
+    assert torch.equal(values.unique()[ranks], values)
+    order = ops.segment_order(ranks, n_ranks, offsets)
+    assert torch.equal(values[order], ops.segment_sort(values, offsets))
+    ids = ops.segment_ids(offsets)
+    assert torch.equal(ids[order], ids), "no value leaves its segment"
