@@ -288,3 +288,49 @@ def test_other_kind_is_refused():
     from conftest import random_dns
     with pytest.raises(ValueError, match="flows"):
         FlowFeatures()(Bags.from_records("dns", random_dns(20)))
+
+
+# ---------------------------------------------------------------------- fast paths
+def test_grouped_computation_is_exact(device):
+    """Draws computed in groups of ~chunk_records records give the very same rows."""
+    bags = Bags.from_records("flows", random_flows(n_records=400, seed=6)).to(device)
+    draws = Resampler(4, iterations=3, min_size=1).draw(bags, seed=2)
+    for options in OPTIONS:
+        whole, grouped = FlowFeatures(**options), FlowFeatures(**options)
+        grouped.chunk_records = 37
+        assert torch.equal(grouped(bags), whole(bags))
+        assert torch.equal(grouped(bags, draws), whole(bags, draws))
+
+
+def test_per_record_levels_and_ranks(device):
+    from alchemy_torch.features.flows import _field, _per_record
+    df = random_flows(n_records=500, seed=8)
+    df.loc[::7, "pkts"] = 0  # bytes / max(pkts, 1)
+    bags = Bags.from_records("flows", df).to(device)
+    cache = _per_record(bags)
+    c = bags.columns
+    pkts, size = c["pkts"].to(torch.float64), c["bytes"].to(torch.float64)
+    for i, col in enumerate((pkts, size / pkts.clamp(min=1), size)):
+        assert torch.equal(cache["levels"][i], torch.unique(col))
+        assert torch.equal(cache["levels"][i][_field(cache["words"], cache["layout"], f"rank{i}")], col)
+    inbound = c["dst"] == c["server"]
+    clients, client = torch.unique(torch.where(inbound, c["src"], c["dst"]), return_inverse=True)
+    assert torch.equal(_field(cache["words"], cache["layout"], "inbound").bool(), inbound)
+    assert torch.equal(_field(cache["words"], cache["layout"], "client"), client)
+    assert cache["n_clients"] == clients.numel()
+
+
+@pytest.mark.parametrize("bound", [50, 2**31, 2**40, 2**62])
+def test_sort_helpers_match_torch(bound):
+    from alchemy_torch.features.flows import _sort_within, _sorted, _stable_sort
+    gen = torch.Generator().manual_seed(0)
+    key = torch.randint(0, min(bound, 2**62), (1000,), generator=gen)
+    key[::3] = key[0]  # ties
+    expected = torch.sort(key, stable=True)
+    values, perm = _stable_sort(key, bound)
+    assert torch.equal(values.long(), expected.values) and torch.equal(perm.long(), expected.indices)
+    assert torch.equal(_sorted(key, bound).long(), expected.values)
+    ids = torch.sort(torch.randint(0, 7, (1000,), generator=gen)).values
+    x = torch.rand(1000, dtype=torch.float64, generator=gen).round(decimals=2)
+    within = _sort_within(ids, 7, x)
+    assert torch.equal(within, torch.cat([x[ids == i].sort().values for i in range(7)]))
