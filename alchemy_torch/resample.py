@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
-from alchemy_torch.ops.segment import segment_ids
+from alchemy_torch.ops.segment import argsort, nonzero, segment_ids
 
 __all__ = ["Draws", "Resampler", "derive_seed"]
 
@@ -254,7 +254,7 @@ def _smallest_keys(n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch
         bounds = F.pad(packed, (first, 0)).index_select(0, draw_of).view(torch.uint8)
         low_k, high_k = bounds[0::2], bounds[1::2]
         taken = keys < low_k
-        band = torch.nonzero((keys >= low_k) & (keys <= high_k)).squeeze(1)
+        band = nonzero((keys >= low_k) & (keys <= high_k))
         n_taken = torch.segment_reduce(taken.to(count_dtype), "sum", offsets=cand_offsets, unsafe=True, initial=0.0)
         n_band = torch.bincount(draw_of[band].long() - first, minlength=n.numel())
         return taken, band, m - n_taken.round().long(), n_band
@@ -267,10 +267,10 @@ def _smallest_keys(n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch
     band_draw = draw_of[band].long() - first
     tie_break = torch.rand(band.numel(), generator=gen, device=device, dtype=torch.float64)
     sort_key = band_draw.to(torch.float64) + (keys[band].to(torch.float64) + tie_break) / 512
-    order = torch.sort(sort_key).indices
+    order = argsort(sort_key)
     band, band_draw = band[order], band_draw[order]
     band_start = torch.zeros_like(cand_offsets)
     band_start[1:] = n_band.cumsum(0)
     rank = torch.arange(band.numel(), device=device) - band_start[band_draw]
     taken[band[rank < need[band_draw]]] = True
-    return torch.nonzero(taken).squeeze(1)
+    return nonzero(taken)

@@ -124,12 +124,18 @@ def test_check_offsets_rejects_bad_pointers(bad):
         ops.check_offsets(torch.tensor(bad), 2)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_sortable_keys_order_like_the_floats(dtype):
-    from alchemy_torch.ops.segment import _sortable
-
-    x = torch.tensor([3.0, -2.0, -0.5, 0.0, 1e-30, -1e30, float("inf"), -float("inf"), 7.25, -7.25], dtype=dtype)
-    assert x[torch.sort(_sortable(x)).indices].tolist() == sorted(x.tolist())
+def test_sort_primitives_match_torch(device):
+    rng = np.random.default_rng(4)
+    key = torch.tensor(rng.integers(0, 50, 1000), device=device)
+    values, order = ops.stable_argsort(key, 50)
+    want = torch.sort(key, stable=True)
+    assert torch.equal(values, want.values) and torch.equal(order, want.indices)
+    wide = key * 2**56  # too wide to pack the position: the fallback must agree
+    assert torch.equal(ops.stable_argsort(wide, 50 * 2**56)[1], want.indices)
+    x = torch.tensor(rng.normal(size=500), device=device)
+    assert torch.equal(x[ops.argsort(x)], torch.sort(x).values)
+    mask = torch.tensor(rng.random(300) < 0.3, device=device)
+    assert torch.equal(ops.nonzero(mask), torch.nonzero(mask).squeeze(1))
 
 
 def test_segment_sort_sorts_within_segments_only(device):

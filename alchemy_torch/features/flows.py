@@ -139,7 +139,7 @@ class FlowFeatures(FeatureExtractor):
         client = _field(words, layout, "client")
 
         # direction split: segments (in, draw 0..P-1), then (out, draw 0..P-1), time order kept
-        dir_order = torch.cat([_nonzero(inbound), _nonzero(~inbound)])
+        dir_order = torch.cat([seg.nonzero(inbound), seg.nonzero(~inbound)])
         n_in = int(inbound.sum())
         dir_ids = ids.index_select(0, dir_order)
         dir_ids[n_in:] += n_draws
@@ -158,24 +158,24 @@ class FlowFeatures(FeatureExtractor):
 
         # one stable sort by (draw, client): time order within a client
         n_clients = per_record["n_clients"]
-        key_s, perm = _stable_sort(ids * n_clients + client, n_draws * n_clients)
+        key_s, perm = seg.stable_argsort(ids * n_clients + client, n_draws * n_clients)
         bin_in = ((bin_id << 1) | inbound).index_select(0, perm)  # one random gather for both
         in_s, bin_s = (bin_in & 1).bool(), bin_in >> 1
         new = torch.ones(n_rec, dtype=torch.bool, device=device)
         torch.ne(key_s[1:], key_s[:-1], out=new[1:])
-        client_start = _nonzero(new)  # first flow of every (draw, client)
-        distinct = _bincount(torch.div(key_s.index_select(0, client_start), n_clients, rounding_mode="floor").long(),
-                             n_draws).to(torch.float64)
+        client_start = seg.nonzero(new)  # first flow of every (draw, client)
+        distinct = torch.bincount(torch.div(key_s.index_select(0, client_start), n_clients, rounding_mode="floor").long(),
+                                  minlength=n_draws).to(torch.float64)
 
-        in_pos = _nonzero(in_s)
+        in_pos = seg.nonzero(in_s)
         parts = [self._flow_sizes(per_record, dir_words, dir_ids, dir_offsets, n_draws),
                  self._access(key_s.index_select(0, in_pos), ts.index_select(0, perm.index_select(0, in_pos)), distinct,
                               n_clients, n_draws)]
         # (draw, client, bin) triples: clients per bin and their |#in - #out|
         new[1:] |= bin_s[1:] != bin_s[:-1]
-        triple_start = _nonzero(new)
+        triple_start = seg.nonzero(new)
         triple_bin = bin_s.index_select(0, triple_start)
-        clients_per_bin = _bincount(triple_bin, n_nonempty)
+        clients_per_bin = torch.bincount(triple_bin, minlength=n_nonempty)
         n_in_before = torch.cat([torch.zeros(1, dtype=torch.int64, device=device), in_s.cumsum(0)])
         n_in_triple = n_in_before.index_select(0, torch.cat([triple_start[1:], triple_start.new_full((1,), n_rec)])) \
             - n_in_before.index_select(0, triple_start)
@@ -234,7 +234,7 @@ class FlowFeatures(FeatureExtractor):
         for c in range(2):
             width = levels[c].numel()
             base = (ids32 if n_seg * width <= 2**31 else ids) * width
-            ordered = _sorted(base + ranks[c], n_seg * width).sub_(base)
+            ordered = seg.sort_values(base + ranks[c], n_seg * width).sub_(base)
             low, lo, hi, high = levels[c].index_select(0, ordered.index_select(0, at)).view(4, n_seg)
             median = lo + (hi - lo) * (pos - below)
             stats.append(torch.stack([mean[c], self._spread(m2[c].sqrt(), mean[c]), torch.where(nonempty, low, zero),
@@ -243,12 +243,12 @@ class FlowFeatures(FeatureExtractor):
 
         # distinct sizes: runs of equal (segment, bytes rank) keys, sorted
         width = levels[2].numel()
-        key = _sorted((ids32 if n_seg * width <= 2**31 else ids) * width + ranks[2], n_seg * width)
+        key = seg.sort_values((ids32 if n_seg * width <= 2**31 else ids) * width + ranks[2], n_seg * width)
         start = _run_starts(key)
         run_seg = ids.index_select(0, start)
         n_f = n.clamp(min=1).to(torch.float64)
         p = _run_lengths(start, n_rec) / n_f.index_select(0, run_seg)
-        nunique = _bincount(run_seg, n_seg).to(torch.float64)
+        nunique = torch.bincount(run_seg, minlength=n_seg).to(torch.float64)
         entropy = torch.zeros_like(n_f).index_add_(0, run_seg, -p * p.log())
         mode = torch.zeros_like(n_f).scatter_reduce_(0, run_seg, p, reduce="amax", include_self=True)
         m4 = seg.segment_mean(dev[2] ** 4, offsets)
@@ -263,9 +263,9 @@ class FlowFeatures(FeatureExtractor):
         if key.numel() < 2:
             return torch.zeros(n_draws, 5, dtype=torch.float64, device=device)
         same = key[1:] == key[:-1]
-        start = _nonzero(torch.cat([torch.ones(1, dtype=torch.bool, device=device), ~same]))
+        start = seg.nonzero(torch.cat([torch.ones(1, dtype=torch.bool, device=device), ~same]))
         counts = _run_lengths(start, key.numel())
-        regular = _nonzero(counts >= 2)
+        regular = seg.nonzero(counts >= 2)
         # inter-arrival times of the regular groups (clients with >= 2 in-flows), in time order
         diffs = (ts[1:] - ts[:-1])[same]
         n_diffs = counts.index_select(0, regular) - 1
@@ -278,7 +278,7 @@ class FlowFeatures(FeatureExtractor):
                              seg.segment_median(ordered, diff_offsets, sorted_x=ordered),
                              self._spread(seg.segment_std(diffs, diff_offsets, correction=0), mean)], 1)
         draw = torch.div(key.index_select(0, start.index_select(0, regular)), n_clients, rounding_mode="floor").long()
-        n_regular = _bincount(draw, n_draws).to(torch.float64)
+        n_regular = torch.bincount(draw, minlength=n_draws).to(torch.float64)
         total = torch.zeros(n_draws, 4, dtype=torch.float64, device=device).index_add_(0, draw, stats)
         return torch.cat([total / n_regular.clamp(min=1).unsqueeze(1),
                           (n_regular / clients.clamp(min=1)).unsqueeze(1)], 1)
@@ -287,7 +287,7 @@ class FlowFeatures(FeatureExtractor):
                           n_draws: int) -> Tensor:
         """(P, 2) unmatched share of in- and out-flows under 5-tuple matching within ``match_seconds``."""
         tuple_index, n_tuples = tuples
-        key, perm = _stable_sort(ids * n_tuples + tuple_index.index_select(0, rows), n_draws * n_tuples)
+        key, perm = seg.stable_argsort(ids * n_tuples + tuple_index.index_select(0, rows), n_draws * n_tuples)
         t, inb = ts.index_select(0, perm), inbound.index_select(0, perm)
         n = key.numel()
         pos = torch.arange(n, device=key.device)
@@ -420,7 +420,7 @@ def _dense_codes(codes: Tensor) -> tuple[Tensor, Tensor]:
         present = torch.zeros(int(codes.max()) + 1, dtype=torch.bool)
         present[codes] = True
         index = present.cumsum(0) - 1
-        return index.index_select(0, codes), _nonzero(present)
+        return index.index_select(0, codes), seg.nonzero(present)
     distinct, index = torch.unique(codes, return_inverse=True)
     return index, distinct
 
@@ -460,46 +460,17 @@ def _tuples(bags: Bags) -> tuple[Tensor, int]:
     return bags.cached("flows.tuples", build)
 
 
-def _sorted(key: Tensor, bound: int) -> Tensor:
-    """Ascending values of a 1-d integer ``key`` in [0, bound): int32 when ``bound <= 2**31``, else int64.
-
-    On CPU numpy's (SIMD) sort of the values is several times faster than ``torch.sort``; small
-    keys are sorted as int32, half the memory traffic.
-    """
-    dtype = torch.int32 if bound <= 2**31 else torch.int64
-    if key.device.type != "cpu":
-        return torch.sort(key.to(dtype)).values
-    return torch.from_numpy(np.sort(key.numpy().astype(np.int32 if dtype == torch.int32 else np.int64, copy=False)))
-
-
-def _stable_sort(key: Tensor, bound: int) -> tuple[Tensor, Tensor]:
-    """(sorted keys, permutation) of a stable ascending sort of a 1-d integer ``key`` in [0, bound).
-
-    The position rides in the low bits of one int64 key, so a plain sort of values is stable.
-    """
-    n = key.numel()
-    shift = max(n - 1, 1).bit_length()
-    if max(bound, 1) << shift > 2**63 - 1:
-        ordered = torch.sort(key, stable=True)
-        return ordered.values, ordered.indices
-    packed = _sorted((key << shift) | torch.arange(n, device=key.device), max(bound, 1) << shift)
-    return packed >> shift, packed & ((1 << shift) - 1)
-
-
 def _sorted_within(ids: Tensor, n_seg: int, values: Tensor, width: int) -> Tensor:
     """Integer ``values`` in [0, width) sorted within the segments ``ids`` (non-decreasing) holds."""
-    return _sorted(ids * width + values, n_seg * width) - ids * width
+    return seg.sort_values(ids * width + values, n_seg * width) - ids * width
 
 
 def _sort_within(ids: Tensor, n_seg: int, values: Tensor) -> Tensor:
     """Float ``values`` sorted within the segments ``ids`` (non-decreasing) holds."""
     if values.numel() == 0:
         return values
-    if values.device.type == "cpu":
-        order = torch.from_numpy(np.argsort(values.numpy()))
-    else:
-        order = torch.sort(values).indices
-    _, within = _stable_sort(ids.index_select(0, order), n_seg)
+    order = seg.argsort(values)
+    _, within = seg.stable_argsort(ids.index_select(0, order), n_seg)
     return values.index_select(0, order.index_select(0, within))
 
 
@@ -521,33 +492,19 @@ def _runs(*keys: Tensor) -> tuple[Tensor, Tensor]:
     new[1:] = keys[0][1:] != keys[0][:-1]
     for k in keys[1:]:
         new[1:] |= k[1:] != k[:-1]
-    return new.cumsum(0) - 1, _nonzero(new)
+    return new.cumsum(0) - 1, seg.nonzero(new)
 
 
 def _run_starts(key: Tensor) -> Tensor:
     """(U,) first position of every run of equal values of a 1-d ``key`` (N > 0)."""
     new = torch.ones(key.numel(), dtype=torch.bool, device=key.device)
     torch.ne(key[1:], key[:-1], out=new[1:])
-    return _nonzero(new)
+    return seg.nonzero(new)
 
 
 def _run_lengths(starts: Tensor, n: int) -> Tensor:
     """(U,) int64 lengths of the runs starting at ``starts`` over n positions."""
     return torch.diff(starts, append=starts.new_full((1,), n))
-
-
-def _nonzero(mask: Tensor) -> Tensor:
-    """(K,) int64 positions of the True values of a 1-d bool ``mask`` (numpy's is ~10x faster on CPU)."""
-    if mask.device.type == "cpu":
-        return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return torch.nonzero(mask).squeeze(1)
-
-
-def _bincount(x: Tensor, minlength: int) -> Tensor:
-    """(max(minlength, max(x) + 1),) int64 counts of non-negative integers ``x``."""
-    if x.device.type == "cpu":
-        return torch.from_numpy(np.bincount(x.numpy(), minlength=minlength).astype(np.int64, copy=False))
-    return torch.bincount(x, minlength=minlength)
 
 
 def _offsets_of(ids: Tensor, n_seg: int) -> Tensor:
