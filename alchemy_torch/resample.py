@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
-from alchemy_torch.ops.segment import argsort, nonzero, segment_ids
+from alchemy_torch.ops.segment import argsort, expand_ranges, nonzero, offsets_from_lengths, segment_ids
 
 __all__ = ["Draws", "Resampler", "derive_seed"]
 
@@ -186,8 +186,7 @@ class Resampler:
                 positions = _smallest_keys(n, m, draw_of, 0, gen)
                 cand_start = torch.cumsum(n, 0) - n
                 rows = positions + (offsets[owner] - cand_start).repeat_interleave(m, output_size=positions.numel())
-            draw_offsets = torch.zeros(owner.numel() + 1, dtype=torch.int64, device=device)
-            draw_offsets[1:] = m.cumsum(0)
+            draw_offsets = offsets_from_lengths(m)
         return Draws(owner=owner, offsets=draw_offsets, rows=rows, iteration=iteration)
 
 
@@ -215,11 +214,7 @@ def _units(offsets: Tensor, iterations: int) -> list[tuple[int, int, int, int, i
 
 def _windows(first_rows: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
     """Rows ``first_rows[d] + arange(m[d])`` for every draw d, and their (P+1,) offsets."""
-    draw_offsets = torch.zeros(m.numel() + 1, dtype=torch.int64, device=m.device)
-    draw_offsets[1:] = m.cumsum(0)
-    total = int(draw_offsets[-1])
-    draw_of = torch.repeat_interleave(torch.arange(m.numel(), device=m.device), m, output_size=total)
-    return torch.arange(total, device=m.device) + (first_rows - draw_offsets[:-1])[draw_of], draw_offsets
+    return expand_ranges(first_rows, m), offsets_from_lengths(m)
 
 
 def _smallest_keys(n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch.Generator) -> Tensor:
@@ -236,8 +231,7 @@ def _smallest_keys(n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch
     n_cand = draw_of.numel()
     words = torch.empty((n_cand + 7) // 8, dtype=torch.int64, device=device).random_(-2**63, 2**63 - 1, generator=gen)
     keys = words.view(torch.uint8)[:n_cand]
-    cand_offsets = torch.zeros(n.numel() + 1, dtype=torch.int64, device=device)
-    cand_offsets[1:] = n.cumsum(0)
+    cand_offsets = offsets_from_lengths(n)
     nf = n.to(torch.float64).clamp(min=1)
     t = m.to(torch.float64) / nf
     delta = (BAND_SIGMAS * torch.sqrt(nf * t * (1 - t)) + 2.0) / nf
@@ -269,8 +263,7 @@ def _smallest_keys(n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch
     sort_key = band_draw.to(torch.float64) + (keys[band].to(torch.float64) + tie_break) / 512
     order = argsort(sort_key)
     band, band_draw = band[order], band_draw[order]
-    band_start = torch.zeros_like(cand_offsets)
-    band_start[1:] = n_band.cumsum(0)
+    band_start = offsets_from_lengths(n_band)
     rank = torch.arange(band.numel(), device=device) - band_start[band_draw]
     taken[band[rank < need[band_draw]]] = True
     return nonzero(taken)

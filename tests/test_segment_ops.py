@@ -158,3 +158,15 @@ def test_segment_order_sorts_by_cached_ranks(device):
     assert torch.equal(values[order], ops.segment_sort(values, offsets))
     ids = ops.segment_ids(offsets)
     assert torch.equal(ids[order], ids), "no value leaves its segment"
+
+
+def test_offset_and_range_helpers(device):
+    lengths = torch.tensor([2, 0, 3], device=device)
+    offsets = ops.offsets_from_lengths(lengths)
+    assert offsets.tolist() == [0, 2, 2, 5]
+    assert torch.equal(ops.offsets_from_ids(ops.segment_ids(offsets), 3), offsets)
+    assert ops.expand_ranges(torch.tensor([10, 7, 0], device=device), lengths).tolist() == [10, 11, 0, 1, 2]
+    a = torch.tensor([1, 1, 2, 2, 2], device=device)
+    b = torch.tensor([0, 0, 0, 5, 5], device=device)
+    assert ops.run_starts(a).tolist() == [True, False, True, False, False]
+    assert ops.run_starts(a, b).tolist() == [True, False, True, True, False]

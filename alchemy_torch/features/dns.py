@@ -264,10 +264,10 @@ class DnsFeatures(FeatureExtractor):
         """
         n_draws = lifetime.numel()
         hour = torch.floor((ts - first[ids]) / 3600.0).long()
-        starts = torch.nonzero(_group_starts(ids, hour)).squeeze(1)
+        starts = torch.nonzero(seg.run_starts(ids, hour)).squeeze(1)
         counts = torch.diff(starts, append=starts.new_tensor([ts.numel()]))
         bin_draw, bin_hour = ids[starts], hour[starts]
-        bin_offsets = _offsets_of(bin_draw, n_draws)
+        bin_offsets = seg.offsets_from_ids(bin_draw, n_draws)
         n_cp, gap_std = self._changepoints(bin_draw, bin_hour, counts, bin_offsets, lifetime)
         return [n_cp, gap_std, bin_offsets.diff().to(torch.float64) / lifetime.clamp(min=1)]
 
@@ -293,7 +293,7 @@ class DnsFeatures(FeatureExtractor):
         first = torch.nonzero(new).squeeze(1)
         last = torch.cat([first[1:] - 1, first.new_tensor([new.numel() - 1])])
         run_lo, run_len = lo[first], hi[last] - lo[first] + 1
-        t = _expand_ranges(run_lo, run_len)
+        t = seg.expand_ranges(run_lo, run_len)
         runs = torch.arange(first.numel(), device=t.device)
         run_of_step = torch.repeat_interleave(runs, run_len, output_size=t.numel())
         step_draw = run_draw[first][run_of_step]
@@ -312,8 +312,8 @@ class DnsFeatures(FeatureExtractor):
         peak = seg.segment_max(counts, bin_offsets)[step_draw]
         d = ((cum[pos + w] - cum[pos]) / n_plus - (cum[pos] - cum[pos - w]) / n_minus).abs() / peak
 
-        cp = torch.nonzero(self._cusum(d, t, _offsets_of(step_draw, n_draws))).squeeze(1)
-        cp_offsets = _offsets_of(step_draw[cp], n_draws)
+        cp = torch.nonzero(self._cusum(d, t, seg.offsets_from_ids(step_draw, n_draws))).squeeze(1)
+        cp_offsets = seg.offsets_from_ids(step_draw[cp], n_draws)
         gaps, gap_offsets = seg.segment_diff(t[cp].to(torch.float64), cp_offsets)
         return cp_offsets.diff().to(torch.float64), seg.segment_std(gaps, gap_offsets, correction=0)
 
@@ -359,14 +359,14 @@ class DnsFeatures(FeatureExtractor):
         ttl, ttl_draw = bags.ragged["ttls"][items], item_draw
         if not self.include_cname_ttls:
             ttl, ttl_draw = ttl[address], item_draw[address]
-        ttl_offsets = _offsets_of(ttl_draw, n_draws)
+        ttl_offsets = seg.offsets_from_ids(ttl_draw, n_draws)
         distinct_ttls = torch.bincount(_distinct_pairs(ttl_draw, ttl)[0], minlength=n_draws)
         ttl = ttl.to(torch.float64)
         cols += [seg.segment_mean(ttl, ttl_offsets), seg.segment_std(ttl, ttl_offsets, correction=0), distinct_ttls]
 
         record_ttl, has = _record_min_ttl(bags, self.include_cname_ttls)
         has = has[segments.rows]
-        diffs, diff_offsets = seg.segment_diff(record_ttl[segments.rows][has], _offsets_of(ids[has], n_draws))
+        diffs, diff_offsets = seg.segment_diff(record_ttl[segments.rows][has], seg.offsets_from_ids(ids[has], n_draws))
         cols.append(seg.segment_sum((diffs != 0).to(torch.float64), diff_offsets))
 
         edges = torch.tensor(TTL_EDGES, dtype=torch.float64, device=bags.device)
@@ -402,32 +402,6 @@ class DnsFeatures(FeatureExtractor):
 
 
 # ---------------------------------------------------------------------- helpers
-def _group_starts(*keys: Tensor) -> Tensor:
-    """(N,) bool: where any of the equal-length ``keys`` differs from the previous element."""
-    n = keys[0].numel()
-    start = torch.ones(n, dtype=torch.bool, device=keys[0].device)
-    if n > 1:
-        change = torch.zeros(n - 1, dtype=torch.bool, device=keys[0].device)
-        for k in keys:
-            change |= k[1:] != k[:-1]
-        start[1:] = change
-    return start
-
-
-def _offsets_of(segment_of: Tensor, n_segments: int) -> Tensor:
-    """(S+1,) CSR offsets of values whose non-decreasing segment index is ``segment_of``."""
-    offsets = torch.zeros(n_segments + 1, dtype=torch.int64, device=segment_of.device)
-    offsets[1:] = torch.bincount(segment_of, minlength=n_segments).cumsum(0)
-    return offsets
-
-
-def _expand_ranges(first: Tensor, length: Tensor) -> Tensor:
-    """Concatenated ``first[i] + arange(length[i])``."""
-    total = int(length.sum())
-    starts = torch.cumsum(length, 0) - length
-    return torch.arange(total, device=first.device) + torch.repeat_interleave(first - starts, length, output_size=total)
-
-
 def _chunk_bounds(sizes: Tensor, budget: int, allowed: Tensor | None = None) -> list[int]:
     """Cut points 0 = c0 < c1 < ... = n of ``sizes`` (n,) into chunks of about ``budget`` total.
 
@@ -438,7 +412,7 @@ def _chunk_bounds(sizes: Tensor, budget: int, allowed: Tensor | None = None) -> 
     allowed = torch.ones(n, dtype=torch.bool, device=sizes.device) if allowed is None else allowed
     at = torch.nonzero(allowed).squeeze(1)
     bucket = torch.div((torch.cumsum(sizes, 0) - sizes)[at], budget, rounding_mode="floor")
-    cuts = at[_group_starts(bucket)].tolist()
+    cuts = at[seg.run_starts(bucket)].tolist()
     return sorted(set([0, *cuts, n]))
 
 
@@ -446,11 +420,11 @@ def _daily_distance(ts: Tensor, ids: Tensor, offsets: Tensor) -> Tensor:
     """(P,) mean Euclidean distance between the z-normalised UTC-day vectors of each draw."""
     n_draws, device = offsets.numel() - 1, ts.device
     hour = torch.floor(ts / 3600.0).long()
-    starts = torch.nonzero(_group_starts(ids, hour)).squeeze(1)
+    starts = torch.nonzero(seg.run_starts(ids, hour)).squeeze(1)
     counts = torch.diff(starts, append=starts.new_tensor([ts.numel()])).to(torch.float64)
     hour_draw, hour = ids[starts], hour[starts]
     day = torch.div(hour, 24, rounding_mode="floor")
-    day_start = _group_starts(hour_draw, day)
+    day_start = seg.run_starts(hour_draw, day)
     row = day_start.cumsum(0) - 1
     n_days = int(day_start.sum())
     vectors = torch.zeros(n_days, 24, dtype=torch.float64, device=device)
@@ -458,14 +432,14 @@ def _daily_distance(ts: Tensor, ids: Tensor, offsets: Tensor) -> Tensor:
     std = vectors.std(1, correction=0, keepdim=True)
     z = torch.where(std > 0, (vectors - vectors.mean(1, keepdim=True)) / torch.where(std > 0, std, 1.0), 0.0)
     day_draw = hour_draw[day_start]
-    day_offsets = _offsets_of(day_draw, n_draws)
+    day_offsets = seg.offsets_from_ids(day_draw, n_draws)
     partners = day_offsets[1:][day_draw] - torch.arange(n_days, device=device) - 1   # later days of the draw
     total = torch.zeros(n_draws, dtype=torch.float64, device=device)
     bounds = _chunk_bounds(partners, _DAY_PAIRS_PER_CHUNK)
     for r0, r1 in zip(bounds[:-1], bounds[1:]):
         count = partners[r0:r1]
         i = torch.repeat_interleave(torch.arange(r0, r1, device=device), count)
-        j = i + 1 + _expand_ranges(torch.zeros_like(count), count)
+        j = i + 1 + seg.expand_ranges(torch.zeros_like(count), count)
         total.index_add_(0, day_draw[i], (z[i] - z[j]).pow(2).sum(1).sqrt())
     days = day_offsets.diff().to(torch.float64)
     return total / (days * (days - 1) / 2).clamp(min=1)
@@ -474,7 +448,7 @@ def _daily_distance(ts: Tensor, ids: Tensor, offsets: Tensor) -> Tensor:
 def _union_sizes(draw: Tensor, ip: Tensor, degree: Tensor, index: _Index, n_draws: int) -> Tensor:
     """(P,) distinct domains in the index lists of (draw, ip) pairs sorted by draw, chunked."""
     out = torch.zeros(n_draws, dtype=torch.int64, device=draw.device)
-    bounds = _chunk_bounds(degree, _SHARING_PAIRS_PER_CHUNK, allowed=_group_starts(draw))
+    bounds = _chunk_bounds(degree, _SHARING_PAIRS_PER_CHUNK, allowed=seg.run_starts(draw))
     for a, b in zip(bounds[:-1], bounds[1:]):
         entries, _ = seg.csr_gather(index.offsets, ip[a:b])
         entry_draw = torch.repeat_interleave(draw[a:b], degree[a:b], output_size=entries.numel())
@@ -497,7 +471,7 @@ def _distinct_pairs(segment_of: Tensor, values: Tensor) -> tuple[Tensor, Tensor]
     order = torch.argsort(values, stable=True)
     order = order[torch.argsort(segment_of[order], stable=True)]
     segment_of, values = segment_of[order], values[order]
-    start = _group_starts(segment_of, values)
+    start = seg.run_starts(segment_of, values)
     return segment_of[start], values[start]
 
 

@@ -143,7 +143,7 @@ class FlowFeatures(FeatureExtractor):
         n_in = int(inbound.sum())
         dir_ids = ids.index_select(0, dir_order)
         dir_ids[n_in:] += n_draws
-        dir_offsets = _offsets_of(dir_ids, 2 * n_draws)
+        dir_offsets = seg.offsets_from_ids(dir_ids, 2 * n_draws)
         dir_words = [w.index_select(0, dir_order) for w in words]
 
         # bins: index within the draw, non-empty bins as CSR over draws
@@ -153,7 +153,7 @@ class FlowFeatures(FeatureExtractor):
         n_bins = torch.where(nonempty_draw, bin_index.index_select(0, (offsets[1:] - 1).clamp(min=0)) + 1, 0)
         bin_id, bin_start = _runs(ids, bin_index)
         n_nonempty = bin_start.numel()
-        bin_offsets = _offsets_of(ids.index_select(0, bin_start), n_draws)
+        bin_offsets = seg.offsets_from_ids(ids.index_select(0, bin_start), n_draws)
         flows_per_bin = _run_lengths(bin_start, n_rec)
 
         # one stable sort by (draw, client): time order within a client
@@ -269,7 +269,7 @@ class FlowFeatures(FeatureExtractor):
         # inter-arrival times of the regular groups (clients with >= 2 in-flows), in time order
         diffs = (ts[1:] - ts[:-1])[same]
         n_diffs = counts.index_select(0, regular) - 1
-        diff_offsets = _offsets(n_diffs)
+        diff_offsets = seg.offsets_from_lengths(n_diffs)
         group = torch.repeat_interleave(torch.arange(n_diffs.numel(), device=device), n_diffs,
                                         output_size=diffs.numel())
         ordered = _sort_within(group, n_diffs.numel(), diffs)
@@ -320,7 +320,7 @@ class FlowFeatures(FeatureExtractor):
         """
         lags = self.autocorr_lags
         device = sizes.device
-        run = _run_ids(ids, bin_index)
+        run = _runs(ids, bin_index)[0]
         n_runs = int(run[-1]) + 1
         series = torch.zeros(n_runs, dtype=torch.int64, device=device).scatter_(0, run, ids)
         t = torch.zeros(n_runs, dtype=torch.int64, device=device).scatter_(0, run, bin_index)
@@ -474,42 +474,20 @@ def _sort_within(ids: Tensor, n_seg: int, values: Tensor) -> Tensor:
     return values.index_select(0, order.index_select(0, within))
 
 
-def _offsets(lengths: Tensor) -> Tensor:
-    """(S+1,) CSR offsets of segment ``lengths`` (S,)."""
-    offsets = torch.zeros(lengths.numel() + 1, dtype=torch.int64, device=lengths.device)
-    offsets[1:] = lengths.cumsum(0)
-    return offsets
-
-
-def _run_ids(*keys: Tensor) -> Tensor:
-    """(N,) index of the run of consecutive equal key tuples every position belongs to (N > 0)."""
-    return _runs(*keys)[0]
-
-
 def _runs(*keys: Tensor) -> tuple[Tensor, Tensor]:
     """(N,) run index of every position and (U,) first position of every run of equal key tuples (N > 0)."""
-    new = torch.ones(keys[0].numel(), dtype=torch.bool, device=keys[0].device)
-    new[1:] = keys[0][1:] != keys[0][:-1]
-    for k in keys[1:]:
-        new[1:] |= k[1:] != k[:-1]
+    new = seg.run_starts(*keys)
     return new.cumsum(0) - 1, seg.nonzero(new)
 
 
 def _run_starts(key: Tensor) -> Tensor:
     """(U,) first position of every run of equal values of a 1-d ``key`` (N > 0)."""
-    new = torch.ones(key.numel(), dtype=torch.bool, device=key.device)
-    torch.ne(key[1:], key[:-1], out=new[1:])
-    return seg.nonzero(new)
+    return seg.nonzero(seg.run_starts(key))
 
 
 def _run_lengths(starts: Tensor, n: int) -> Tensor:
     """(U,) int64 lengths of the runs starting at ``starts`` over n positions."""
     return torch.diff(starts, append=starts.new_full((1,), n))
-
-
-def _offsets_of(ids: Tensor, n_seg: int) -> Tensor:
-    """(S+1,) CSR offsets of the non-decreasing segment ``ids`` in [0, n_seg)."""
-    return torch.searchsorted(ids, torch.arange(n_seg + 1, device=ids.device, dtype=ids.dtype))
 
 
 def _padded_stats5(values: Tensor, offsets: Tensor, n_bins: Tensor) -> Tensor:

@@ -49,6 +49,10 @@ __all__ = [
     "segment_histogram",
     "segment_diff",
     "csr_gather",
+    "expand_ranges",
+    "offsets_from_lengths",
+    "offsets_from_ids",
+    "run_starts",
 ]
 
 
@@ -286,9 +290,7 @@ def segment_diff(x: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
     Returns ``(diffs, diff_offsets)``: (N - S_nonempty,) values and (S+1,) offsets, segment
     ``s`` holding ``max(length_s - 1, 0)`` differences.
     """
-    lengths = (offsets.diff() - 1).clamp(min=0)
-    diff_offsets = torch.zeros_like(offsets)
-    diff_offsets[1:] = lengths.cumsum(0)
+    diff_offsets = offsets_from_lengths((offsets.diff() - 1).clamp(min=0))
     if x.shape[0] < 2:
         return x[:0], diff_offsets
     ids = segment_ids(offsets, x.shape[0])
@@ -303,10 +305,33 @@ def csr_gather(offsets: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
     ``new_offsets`` (len(index)+1,).
     """
     lengths = offsets.diff()[index]
-    new_offsets = torch.zeros(index.numel() + 1, dtype=torch.int64, device=offsets.device)
-    new_offsets[1:] = lengths.cumsum(0)
-    total = int(new_offsets[-1])
-    seg = torch.repeat_interleave(torch.arange(index.numel(), device=offsets.device), lengths, output_size=total)
-    shift = offsets[:-1][index] - new_offsets[:-1]
-    rows = torch.arange(total, device=offsets.device) + shift[seg]
-    return rows, new_offsets
+    return expand_ranges(offsets[:-1][index], lengths), offsets_from_lengths(lengths)
+
+
+def expand_ranges(first: Tensor, length: Tensor) -> Tensor:
+    """(sum(length),) int64 concatenation of ``first[i] + arange(length[i])``."""
+    total = int(length.sum())
+    starts = torch.cumsum(length, 0) - length
+    return torch.arange(total, device=first.device) + torch.repeat_interleave(first - starts, length, output_size=total)
+
+
+def offsets_from_lengths(lengths: Tensor) -> Tensor:
+    """(S+1,) int64 CSR offsets of segments of ``lengths`` (S,)."""
+    offsets = torch.zeros(lengths.numel() + 1, dtype=torch.int64, device=lengths.device)
+    offsets[1:] = lengths.cumsum(0)
+    return offsets
+
+
+def offsets_from_ids(ids: Tensor, n_seg: int) -> Tensor:
+    """(S+1,) int64 CSR offsets of values whose non-decreasing segment index is ``ids``."""
+    return torch.searchsorted(ids, torch.arange(n_seg + 1, device=ids.device, dtype=ids.dtype))
+
+
+def run_starts(*keys: Tensor) -> Tensor:
+    """(N,) bool: True where any of the equal-length 1-d ``keys`` differs from the previous position."""
+    start = torch.ones(keys[0].numel(), dtype=torch.bool, device=keys[0].device)
+    if keys[0].numel() > 1:
+        torch.ne(keys[0][1:], keys[0][:-1], out=start[1:])
+        for key in keys[1:]:
+            start[1:] |= key[1:] != key[:-1]
+    return start
