@@ -1,4 +1,5 @@
 """A first run (``make demo``): synthetic bags, Alchemy draws, features, and a short summary."""
+
 from __future__ import annotations
 
 import argparse
@@ -26,14 +27,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{resampler} -> {len(draws)} pseudo-bags, {draws.rows.numel():,} records")
     extractor = features.make(args.kind).fit(bags)
     originals, pseudo = extractor(bags), extractor(bags, draws)
-    print(f"{type(extractor).__name__}: {originals.shape[1]} features; originals {tuple(originals.shape)}, "
-          f"pseudo {tuple(pseudo.shape)}")
+    print(
+        f"{type(extractor).__name__}: {originals.shape[1]} features; "
+        f"originals {tuple(originals.shape)}, "
+        f"pseudo {tuple(pseudo.shape)}"
+    )
     sizes = draws.lengths.to(torch.float64)
     for label, name in ((1, "malicious"), (0, "benign")):
         mine = bags.labels[draws.owner] == label
-        print(f"  {name:9s}: {int((bags.labels == label).sum()):4d} targets of "
-              f"{bags.lengths[bags.labels == label].double().mean():7.1f} records on average -> "
-              f"{int(mine.sum()):5d} pseudo-bags of {sizes[mine].mean():7.1f}")
+        print(
+            f"  {name:9s}: {int((bags.labels == label).sum()):4d} targets of "
+            f"{bags.lengths[bags.labels == label].double().mean():7.1f} records on average -> "
+            f"{int(mine.sum()):5d} pseudo-bags of {sizes[mine].mean():7.1f}"
+        )
 
 
 if __name__ == "__main__":

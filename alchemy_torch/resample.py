@@ -1,4 +1,5 @@
 """Alchemy's resampling: K random subsets (pseudo-bags) of every bag, all targets at once."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -10,7 +11,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
-from alchemy_torch.ops.segment import argsort, expand_ranges, nonzero, offsets_from_lengths, segment_ids
+from alchemy_torch.ops.segment import (
+    argsort,
+    expand_ranges,
+    nonzero,
+    offsets_from_lengths,
+    segment_ids,
+)
+from alchemy_torch.params import Params
 
 __all__ = ["Draws", "Resampler", "derive_seed"]
 
@@ -23,7 +31,10 @@ BAND_SIGMAS = 5.0
 
 def derive_seed(seed: int, *stream: int) -> int:
     """A 63-bit seed for the sub-stream ``stream`` of ``seed`` (numpy SeedSequence)."""
-    return int(np.random.SeedSequence([int(seed) & (2**63 - 1), *stream]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([int(seed) & (2**63 - 1), *stream]).generate_state(1, np.uint64)[0]
+        >> np.uint64(1)
+    )
 
 
 def _generator(device: torch.device, seed: int, *stream: int) -> torch.Generator:
@@ -48,8 +59,12 @@ class Draws:
     def originals(cls, bags: Bags) -> "Draws":
         """The trivial resampling: one draw per target holding all of its records."""
         b = torch.arange(len(bags), device=bags.device)
-        return cls(owner=b, offsets=bags.offsets, rows=torch.arange(bags.num_records, device=bags.device),
-                   iteration=torch.full_like(b, -1))
+        return cls(
+            owner=b,
+            offsets=bags.offsets,
+            rows=torch.arange(bags.num_records, device=bags.device),
+            iteration=torch.full_like(b, -1),
+        )
 
     def __len__(self) -> int:
         return self.owner.numel()
@@ -60,8 +75,13 @@ class Draws:
         return self.offsets.diff()
 
     def to(self, device) -> "Draws":
-        return replace(self, owner=self.owner.to(device), offsets=self.offsets.to(device),
-                       rows=self.rows.to(device), iteration=self.iteration.to(device))
+        return replace(
+            self,
+            owner=self.owner.to(device),
+            offsets=self.offsets.to(device),
+            rows=self.rows.to(device),
+            iteration=self.iteration.to(device),
+        )
 
     @classmethod
     def cat(cls, parts: list["Draws"]) -> "Draws":
@@ -71,12 +91,18 @@ class Draws:
         if len(parts) == 1:
             return parts[0]
         shifts = torch.tensor([0] + [int(p.offsets[-1]) for p in parts[:-1]]).cumsum(0).tolist()
-        offsets = torch.cat([parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
-        return cls(owner=torch.cat([p.owner for p in parts]), offsets=offsets,
-                   rows=torch.cat([p.rows for p in parts]), iteration=torch.cat([p.iteration for p in parts]))
+        offsets = torch.cat(
+            [parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)]
+        )
+        return cls(
+            owner=torch.cat([p.owner for p in parts]),
+            offsets=offsets,
+            rows=torch.cat([p.rows for p in parts]),
+            iteration=torch.cat([p.iteration for p in parts]),
+        )
 
 
-class Resampler:
+class Resampler(Params):
     """Draw ``iterations`` random subsets of every bag (METHOD.md §3.1).
 
     Options: 1 static number (m = ``size``), 2 one ``rate`` for all targets, 3 one random rate
@@ -95,9 +121,17 @@ class Resampler:
     OPTIONS = (1, 2, 3, 4)
     MODES = ("random", "contiguous")
 
-    def __init__(self, option: int, iterations: int = 20, size: int = 30, rate: float = 0.5,
-                 rate_range: tuple[float, float] = (0.2, 0.8), mode: str = "random", min_size: int = 2,
-                 chunk_records: int = 1 << 22):
+    def __init__(
+        self,
+        option: int,
+        iterations: int = 20,
+        size: int = 30,
+        rate: float = 0.5,
+        rate_range: tuple[float, float] = (0.2, 0.8),
+        mode: str = "random",
+        min_size: int = 2,
+        chunk_records: int = 1 << 22,
+    ):
         if option not in self.OPTIONS:
             raise ValueError(f"option must be one of {self.OPTIONS}, got {option!r}")
         if mode not in self.MODES:
@@ -113,12 +147,9 @@ class Resampler:
             raise ValueError(f"rate_range must satisfy 0 < low <= high <= 1, got {rate_range}")
         if chunk_records < 1:
             raise ValueError(f"chunk_records must be >= 1, got {chunk_records}")
-        self.option, self.iterations, self.size, self.rate = option, int(iterations), int(size), float(rate)
-        self.rate_range, self.mode, self.min_size, self.chunk_records = (low, high), mode, int(min_size), int(chunk_records)
-
-    def __repr__(self) -> str:
-        return (f"Resampler(option={self.option}, iterations={self.iterations}, size={self.size}, rate={self.rate}, "
-                f"rate_range={self.rate_range}, mode={self.mode!r}, min_size={self.min_size})")
+        self.option, self.iterations, self.size, self.rate = option, iterations, size, rate
+        self.rate_range, self.mode, self.min_size = rate_range, mode, min_size
+        self.chunk_records = chunk_records
 
     # ------------------------------------------------------------------ sizes
     def subset_sizes(self, lengths: Tensor, seed: int) -> Tensor:
@@ -129,10 +160,10 @@ class Resampler:
             m = torch.full_like(n, float(self.size))
         else:
             if self.option == 2:
-                rate = torch.full_like(n, self.rate)
+                rate = torch.full_like(n, float(self.rate))
             else:
                 shape = (n_bags, 1) if self.option == 3 else (n_bags, k)
-                low, high = self.rate_range
+                low, high = map(float, self.rate_range)
                 # drawn on the CPU so that every device gets the same subset sizes
                 gen = _generator(torch.device("cpu"), seed, 0)
                 rate = low + (high - low) * torch.rand(shape, generator=gen, dtype=torch.float64)
@@ -147,7 +178,7 @@ class Resampler:
         return Draws.cat(list(self.iter_draws(bags, seed)))
 
     def iter_draws(self, bags: Bags, seed: int) -> Iterator[Draws]:
-        """The draws of :meth:`draw`, in memory-bounded chunks of whole (block, iterations) units."""
+        """The draws of :meth:`draw` in memory-bounded chunks of whole (block, iterations) units."""
         offsets = bags.offsets
         sizes = self.subset_sizes(offsets.diff(), seed)
         record_target = segment_ids(offsets).int() if self.mode == "random" else None
@@ -163,8 +194,17 @@ class Resampler:
         if chunk:
             yield Draws.cat(chunk)
 
-    def _draw_unit(self, offsets: Tensor, record_target: Tensor | None, sizes: Tensor, k0: int, k1: int,
-                   t0: int, t1: int, gen: torch.Generator) -> Draws:
+    def _draw_unit(
+        self,
+        offsets: Tensor,
+        record_target: Tensor | None,
+        sizes: Tensor,
+        k0: int,
+        k1: int,
+        t0: int,
+        t1: int,
+        gen: torch.Generator,
+    ) -> Draws:
         """Draws of iterations k0..k1-1 for targets t0..t1-1 (whose records are contiguous)."""
         device = offsets.device
         repeats = k1 - k0
@@ -185,7 +225,9 @@ class Resampler:
                 draw_of = torch.cat([local + j * (t1 - t0) for j in range(repeats)])
                 positions = _smallest_keys(n, m, draw_of, 0, gen)
                 cand_start = torch.cumsum(n, 0) - n
-                rows = positions + (offsets[owner] - cand_start).repeat_interleave(m, output_size=positions.numel())
+                rows = positions + (offsets[owner] - cand_start).repeat_interleave(
+                    m, output_size=positions.numel()
+                )
             draw_offsets = offsets_from_lengths(m)
         return Draws(owner=owner, offsets=draw_offsets, rows=rows, iteration=iteration)
 
@@ -217,19 +259,23 @@ def _windows(first_rows: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
     return expand_ranges(first_rows, m), offsets_from_lengths(m)
 
 
-def _smallest_keys(n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch.Generator) -> Tensor:
+def _smallest_keys(
+    n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch.Generator
+) -> Tensor:
     """Positions of a uniform m[d]-subset of draw d's n[d] candidates, ascending; (sum m,) int64.
 
     Candidates of draw d are contiguous; ``draw_of`` (E,) gives each candidate's draw plus
-    ``first``. Every candidate gets a random 8-bit key and the m smallest keys win (ties broken by a second
-    random key), which is a uniform subset. Instead of sorting, keys below the expected
-    threshold t = m/n minus a 6-sigma band are taken outright and only the few keys inside the
-    band are sorted. A draw whose band misses its m-th key (about 1e-9 of draws) falls back to a
-    band covering every key. Exact either way.
+    ``first``. Every candidate gets a random 8-bit key and the m smallest keys win (ties
+    broken by a second random key), which is a uniform subset. Instead of sorting, keys below
+    the expected threshold t = m/n minus a ``BAND_SIGMAS`` band are taken outright and only the
+    few keys inside the band are sorted. A draw whose band misses its m-th key (about 1e-9 of
+    draws) falls back to a band covering every key. Exact either way.
     """
     device = n.device
     n_cand = draw_of.numel()
-    words = torch.empty((n_cand + 7) // 8, dtype=torch.int64, device=device).random_(-2**63, 2**63 - 1, generator=gen)
+    words = torch.empty((n_cand + 7) // 8, dtype=torch.int64, device=device).random_(
+        -(2**63), 2**63 - 1, generator=gen
+    )
     keys = words.view(torch.uint8)[:n_cand]
     cand_offsets = offsets_from_lengths(n)
     nf = n.to(torch.float64).clamp(min=1)
@@ -249,15 +295,19 @@ def _smallest_keys(n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch
         low_k, high_k = bounds[0::2], bounds[1::2]
         taken = keys < low_k
         band = nonzero((keys >= low_k) & (keys <= high_k))
-        n_taken = torch.segment_reduce(taken.to(count_dtype), "sum", offsets=cand_offsets, unsafe=True, initial=0.0)
+        n_taken = torch.segment_reduce(
+            taken.to(count_dtype), "sum", offsets=cand_offsets, unsafe=True, initial=0.0
+        )
         n_band = torch.bincount(draw_of[band].long() - first, minlength=n.numel())
         return taken, band, m - n_taken.round().long(), n_band
 
     taken, band, need, n_band = split(low, high)
     failed = (need < 0) | (need > n_band)
     if bool(failed.any()):
-        taken, band, need, n_band = split(torch.where(failed, torch.zeros_like(low), low),
-                                          torch.where(failed, torch.full_like(high, 255), high))
+        taken, band, need, n_band = split(
+            torch.where(failed, torch.zeros_like(low), low),
+            torch.where(failed, torch.full_like(high, 255), high),
+        )
     band_draw = draw_of[band].long() - first
     tie_break = torch.rand(band.numel(), generator=gen, device=device, dtype=torch.float64)
     sort_key = band_draw.to(torch.float64) + (keys[band].to(torch.float64) + tie_break) / 512

@@ -1,13 +1,14 @@
 """Bags.from_records: layout, labels, subsetting, devices and clear errors for bad input."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import random_dns, random_flows
 
 from alchemy_torch import Bags
-from conftest import random_dns, random_flows
 
 
 def test_records_are_grouped_and_time_sorted(flows_records):
@@ -15,22 +16,35 @@ def test_records_are_grouped_and_time_sorted(flows_records):
     assert len(bags) == flows_records["server"].nunique()
     assert list(bags.targets) == sorted(flows_records["server"].unique())
     assert bags.offsets[0] == 0 and bags.offsets[-1] == len(flows_records)
-    assert bags.lengths.tolist() == flows_records.groupby("server").size().reindex(bags.targets).tolist()
+    assert (
+        bags.lengths.tolist()
+        == flows_records.groupby("server").size().reindex(bags.targets).tolist()
+    )
     ts = bags.columns["ts"]
     assert ts.dtype == torch.float64
     for b in range(len(bags)):
-        seg = ts[bags.offsets[b]:bags.offsets[b + 1]]
+        seg = ts[bags.offsets[b] : bags.offsets[b + 1]]
         assert bool((seg.diff() >= 0).all())
-        assert set(bags.decode("server")[bags.offsets[b]:bags.offsets[b + 1]]) == {bags.targets[b]}
+        assert set(bags.decode("server")[bags.offsets[b] : bags.offsets[b + 1]]) == {
+            bags.targets[b]
+        }
 
 
 def test_columns_round_trip_per_target(flows_records):
     bags = Bags.from_records("flows", flows_records)
-    got = pd.DataFrame({"server": bags.decode("server"), "src": bags.decode("src"),
-                        "pkts": bags.columns["pkts"].numpy(), "ts": bags.columns["ts"].numpy()})
+    got = pd.DataFrame(
+        {
+            "server": bags.decode("server"),
+            "src": bags.decode("src"),
+            "pkts": bags.columns["pkts"].numpy(),
+            "ts": bags.columns["ts"].numpy(),
+        }
+    )
     key = ["server", "ts", "src", "pkts"]
     want = flows_records[key].sort_values(key).reset_index(drop=True)
-    pd.testing.assert_frame_equal(got[key].sort_values(key).reset_index(drop=True), want, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        got[key].sort_values(key).reset_index(drop=True), want, check_dtype=False
+    )
 
 
 def test_row_order_of_the_input_does_not_matter(flows_records):
@@ -38,7 +52,9 @@ def test_row_order_of_the_input_does_not_matter(flows_records):
     b = Bags.from_records("flows", flows_records.sample(frac=1.0, random_state=3))
     for name in a.columns:
         assert torch.equal(a.columns[name], b.columns[name]) or (
-            a.columns[name].is_floating_point() and torch.equal(a.columns[name].nan_to_num(), b.columns[name].nan_to_num()))
+            a.columns[name].is_floating_point()
+            and torch.equal(a.columns[name].nan_to_num(), b.columns[name].nan_to_num())
+        )
 
 
 def test_shared_vocabulary_makes_direction_a_code_comparison(flows_records):
@@ -47,10 +63,13 @@ def test_shared_vocabulary_makes_direction_a_code_comparison(flows_records):
     assert np.array_equal(inbound, bags.decode("dst") == bags.decode("server"))
 
 
-@pytest.mark.parametrize("rule,expected", [("any", [1, 1, 0]), ("majority", [1, 0, 0]), ("all", [1, 0, 0])])
+@pytest.mark.parametrize(
+    "rule,expected", [("any", [1, 1, 0]), ("majority", [1, 0, 0]), ("all", [1, 0, 0])]
+)
 def test_label_rules_from_record_labels(rule, expected):
-    df = random_flows(3, 9).assign(server=["a"] * 3 + ["b"] * 3 + ["c"] * 3,
-                                   label=[1, 1, 1, 1, 0, 0, 0, 0, -1])
+    df = random_flows(3, 9).assign(
+        server=["a"] * 3 + ["b"] * 3 + ["c"] * 3, label=[1, 1, 1, 1, 0, 0, 0, 0, -1]
+    )
     assert Bags.from_records("flows", df, label_rule=rule).labels.tolist() == expected
 
 
@@ -76,7 +95,10 @@ def test_subsetting_keeps_bags_and_order(flows_records):
     sub = bags[[3, 0]]
     assert list(sub.targets) == [bags.targets[3], bags.targets[0]]
     assert sub.lengths.tolist() == [int(bags.lengths[3]), int(bags.lengths[0])]
-    assert torch.equal(sub.columns["ts"][:int(bags.lengths[3])], bags.columns["ts"][bags.offsets[3]:bags.offsets[4]])
+    assert torch.equal(
+        sub.columns["ts"][: int(bags.lengths[3])],
+        bags.columns["ts"][bags.offsets[3] : bags.offsets[4]],
+    )
     assert sub.labels.tolist() == [int(bags.labels[3]), int(bags.labels[0])]
     mask = bags.labels == 1
     assert len(bags[mask]) == int(mask.sum())
@@ -89,7 +111,9 @@ def test_dns_answers_are_flattened_with_their_own_offsets():
     assert int(bags.ragged_offsets[-1]) == sum(map(len, df["answers"]))
     sub = bags[[1]]
     rows = slice(int(bags.offsets[1]), int(bags.offsets[2]))
-    assert int(sub.ragged_offsets[-1]) == int(bags.ragged_offsets[rows.stop] - bags.ragged_offsets[rows.start])
+    assert int(sub.ragged_offsets[-1]) == int(
+        bags.ragged_offsets[rows.stop] - bags.ragged_offsets[rows.start]
+    )
     want = sorted(t for lst in df.loc[df["query"] == bags.targets[1], "ttls"] for t in lst)
     assert sorted(sub.ragged["ttls"].tolist()) == want
 
@@ -100,14 +124,17 @@ def test_to_device_moves_every_tensor(flows_records, device):
     assert bags.offsets.device.type == device.type and bags.labels.device.type == device.type
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda df: df.drop(columns=["pkts"]), "miss columns"),
-    (lambda df: df.iloc[:0], "empty"),
-    (lambda df: df.assign(server=[None] + list(df["server"][1:])), "NaN or empty target"),
-    (lambda df: df.assign(server=[""] + list(df["server"][1:])), "NaN or empty target"),
-    (lambda df: df.assign(pkts=["x"] + list(df["pkts"][1:])), "non-numeric"),
-    (lambda df: df.assign(label=[2] + list(df["label"][1:])), "label"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda df: df.drop(columns=["pkts"]), "miss columns"),
+        (lambda df: df.iloc[:0], "empty"),
+        (lambda df: df.assign(server=[None] + list(df["server"][1:])), "NaN or empty target"),
+        (lambda df: df.assign(server=[""] + list(df["server"][1:])), "NaN or empty target"),
+        (lambda df: df.assign(pkts=["x"] + list(df["pkts"][1:])), "non-numeric"),
+        (lambda df: df.assign(label=[2] + list(df["label"][1:])), "label"),
+    ],
+)
 def test_bad_records_raise_clear_errors(flows_records, mutate, message):
     with pytest.raises(ValueError, match=message):
         Bags.from_records("flows", mutate(flows_records))

@@ -48,28 +48,57 @@ def test_synthetic_contract(kind):
 def _aggregates(kind: str, records: pd.DataFrame) -> pd.DataFrame:
     """Simple per-target statistics (a stand-in for the real feature extractors)."""
     if kind == "flows":
-        r = records.assign(bpp=records["bytes"] / records["pkts"],
-                           syn=records["flags"] == "S", inbound=records["dst"] == records["server"])
+        r = records.assign(
+            bpp=records["bytes"] / records["pkts"],
+            syn=records["flags"] == "S",
+            inbound=records["dst"] == records["server"],
+        )
         g = r.groupby("server")
-        cols = dict(n=g.size(), pkts=g["pkts"].mean(), pkts_sd=g["pkts"].std(),
-                    bpp=g["bpp"].mean(), bpp_sd=g["bpp"].std(), syn=g["syn"].mean(),
-                    inbound=g["inbound"].mean(), span=g["ts"].max() - g["ts"].min(),
-                    clients=g["src"].nunique())
+        cols = dict(
+            n=g.size(),
+            pkts=g["pkts"].mean(),
+            pkts_sd=g["pkts"].std(),
+            bpp=g["bpp"].mean(),
+            bpp_sd=g["bpp"].std(),
+            syn=g["syn"].mean(),
+            inbound=g["inbound"].mean(),
+            span=g["ts"].max() - g["ts"].min(),
+            clients=g["src"].nunique(),
+        )
     elif kind == "http":
-        r = records.assign(post=records["method"] == "POST", ref=records["referrer"] != "",
-                           b64=records["query"].str.startswith("d="),
-                           plen=records["path"].str.len())
+        r = records.assign(
+            post=records["method"] == "POST",
+            ref=records["referrer"] != "",
+            b64=records["query"].str.startswith("d="),
+            plen=records["path"].str.len(),
+        )
         g = r.groupby("server")
-        cols = dict(n=g.size(), bytes_in=g["bytes_in"].mean(), post=g["post"].mean(),
-                    ref=g["ref"].mean(), b64=g["b64"].mean(), plen=g["plen"].mean(),
-                    agents=g["user_agent"].nunique(), clients=g["client"].nunique())
+        cols = dict(
+            n=g.size(),
+            bytes_in=g["bytes_in"].mean(),
+            post=g["post"].mean(),
+            ref=g["ref"].mean(),
+            b64=g["b64"].mean(),
+            plen=g["plen"].mean(),
+            agents=g["user_agent"].nunique(),
+            clients=g["client"].nunique(),
+        )
     else:
-        r = records.assign(na=records["answers"].map(len), nx=records["rcode"] == "NXDOMAIN",
-                           ttl=records["ttls"].map(lambda t: np.mean(t) if t else 0.0))
+        r = records.assign(
+            na=records["answers"].map(len),
+            nx=records["rcode"] == "NXDOMAIN",
+            ttl=records["ttls"].map(lambda t: np.mean(t) if t else 0.0),
+        )
         g = r.groupby("query")
-        cols = dict(n=g.size(), na=g["na"].mean(), nx=g["nx"].mean(), ttl=g["ttl"].mean(),
-                    ttl_sd=g["ttl"].std(), clients=g["client"].nunique(),
-                    span=g["ts"].max() - g["ts"].min())
+        cols = dict(
+            n=g.size(),
+            na=g["na"].mean(),
+            nx=g["nx"].mean(),
+            ttl=g["ttl"].mean(),
+            ttl_sd=g["ttl"].std(),
+            clients=g["client"].nunique(),
+            span=g["ts"].max() - g["ts"].min(),
+        )
     return pd.DataFrame(cols).fillna(0.0)
 
 
@@ -102,8 +131,7 @@ def test_synthetic_arguments():
 # -- named sets, reports, filters ------------------------------------------------------------
 def test_list_and_synthetic_load():
     names = datasets.list()
-    assert {"synthetic-flows", "flows-ctu13-s6-menti", "dns-stratosphere", "ctu13-1"} <= set(
-        names)
+    assert {"synthetic-flows", "flows-ctu13-s6-menti", "dns-stratosphere", "ctu13-1"} <= set(names)
     ds = datasets.load("synthetic-dns")
     assert ds.kind == "dns" and ds.target == "query" and ds.report.kept["malicious"][0] == 100
     assert "synthetic-dns" in str(ds.report)
@@ -133,13 +161,26 @@ def test_target_rules_and_valid_records():
     from alchemy_torch.datasets.report import Report
     from alchemy_torch.datasets.targets import filter_bags, label_targets
 
-    records = pd.DataFrame({
-        "server": ["a", "a", "a", "b", "b", "c", "d"],
-        "label": np.array([1, 0, 0, 1, -1, -1, 0], np.int8),
-        "detailed_label": ["From-Botnet-V1-TCP-CC1", "", "", "From-Botnet-V1-TCP-Attempt-SPAM",
-                           "", "", ""]})
-    expect = {"any": {"a": 1, "b": 1, "d": 0}, "majority": {"a": 0, "b": 1, "d": 0},
-              "ctu13": {"a": 1, "d": 0}}
+    records = pd.DataFrame(
+        {
+            "server": ["a", "a", "a", "b", "b", "c", "d"],
+            "label": np.array([1, 0, 0, 1, -1, -1, 0], np.int8),
+            "detailed_label": [
+                "From-Botnet-V1-TCP-CC1",
+                "",
+                "",
+                "From-Botnet-V1-TCP-Attempt-SPAM",
+                "",
+                "",
+                "",
+            ],
+        }
+    )
+    expect = {
+        "any": {"a": 1, "b": 1, "d": 0},
+        "majority": {"a": 0, "b": 1, "d": 0},
+        "ctu13": {"a": 1, "d": 0},
+    }
     for rule, labels in expect.items():
         report = Report("t", "flows", "server")
         kept, got = label_targets(records, "flows", rule, report)
@@ -148,20 +189,39 @@ def test_target_rules_and_valid_records():
     with pytest.raises(ValueError, match="unknown rule"):
         label_targets(records, "flows", "all", Report("t", "flows", "server"))
 
-    dns = pd.DataFrame({"query": ["m", "m", "b", "b"], "qtype": ["A", "TXT", "AAAA", "A"],
-                        "answers": [["1.2.3.4"], ["1.2.3.4"], ["2001:db8::1"], ["cname.b"]]})
+    dns = pd.DataFrame(
+        {
+            "query": ["m", "m", "b", "b"],
+            "qtype": ["A", "TXT", "AAAA", "A"],
+            "answers": [["1.2.3.4"], ["1.2.3.4"], ["2001:db8::1"], ["cname.b"]],
+        }
+    )
     report = Report("t", "dns", "query")
-    kept, labels = filter_bags(dns, pd.Series({"m": 1, "b": 0}, dtype=np.int8), "dns", report,
-                               valid=True, min_bag_size=1)
+    kept, labels = filter_bags(
+        dns, pd.Series({"m": 1, "b": 0}, dtype=np.int8), "dns", report, valid=True, min_bag_size=1
+    )
     assert kept["qtype"].tolist() == ["A", "AAAA"] and labels.to_dict() == {"m": 1, "b": 0}
-    http = pd.DataFrame({"server": ["s"] * 4, "method": ["GET", "GET", "CONNECT", "GET"],
-                         "path": ["/a", "", "host:443", "http://x/y"]})
+    http = pd.DataFrame(
+        {
+            "server": ["s"] * 4,
+            "method": ["GET", "GET", "CONNECT", "GET"],
+            "path": ["/a", "", "host:443", "http://x/y"],
+        }
+    )
     report = Report("t", "http", "server")
-    kept, _ = filter_bags(http, pd.Series({"s": 1}, dtype=np.int8), "http", report, valid=True,
-                          min_bag_size=1)
+    kept, _ = filter_bags(
+        http, pd.Series({"s": 1}, dtype=np.int8), "http", report, valid=True, min_bag_size=1
+    )
     assert kept["path"].tolist() == ["/a", "host:443", "http://x/y"]
-    assert report.removed == [dict(step="valid", reason="requests with an unparseable URL",
-                                   cls="malicious", targets=0, records=1)]
+    assert report.removed == [
+        dict(
+            step="valid",
+            reason="requests with an unparseable URL",
+            cls="malicious",
+            targets=0,
+            records=1,
+        )
+    ]
 
 
 # -- fetch: a local HTTP server only ------------------------------------------------------------
@@ -176,7 +236,7 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         rng = self.headers.get("Range")
         if not rng or not path.is_file():
             return super().do_GET()
-        data = path.read_bytes()[int(rng.split("=")[1].rstrip("-")):]
+        data = path.read_bytes()[int(rng.split("=")[1].rstrip("-")) :]
         self.send_response(206)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -193,7 +253,8 @@ def server(tmp_path):
     shutil.copy(FIXTURES / "ctu13-tiny.binetflow", root / "capture20110816.binetflow")
     _RangeHandler.hits = 0
     httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: _RangeHandler(*a, directory=str(root)))
+        ("127.0.0.1", 0), lambda *a: _RangeHandler(*a, directory=str(root))
+    )
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", root
@@ -222,8 +283,9 @@ def test_fetch_verifies_and_caches(server, tmp_path, monkeypatch):
 def test_fetch_checksum_mismatch_leaves_nothing(server, tmp_path):
     base, _ = server
     with pytest.raises(datasets.ChecksumError, match="expected") as err:
-        datasets.fetch("ctu13-6", cache_dir=tmp_path, url=f"{base}/capture20110816.binetflow",
-                       sha256="0" * 64)
+        datasets.fetch(
+            "ctu13-6", cache_dir=tmp_path, url=f"{base}/capture20110816.binetflow", sha256="0" * 64
+        )
     assert "sha256=" in str(err.value)
     assert list((tmp_path / "ctu13-6").iterdir()) == []
 
@@ -234,15 +296,18 @@ def test_fetch_resumes_partial_download(server, tmp_path):
     folder = tmp_path / "ctu13-6"
     folder.mkdir()
     (folder / "capture20110816.binetflow.part").write_bytes(full[:100])
-    path = datasets.fetch("ctu13-6", cache_dir=tmp_path, url=f"{base}/capture20110816.binetflow",
-                          sha256=_sha(root / "capture20110816.binetflow"))
+    path = datasets.fetch(
+        "ctu13-6",
+        cache_dir=tmp_path,
+        url=f"{base}/capture20110816.binetflow",
+        sha256=_sha(root / "capture20110816.binetflow"),
+    )
     assert path.read_bytes() == full and not (folder / "capture20110816.binetflow.part").exists()
 
 
 def test_fetch_without_checksum_records_first_hash(server, tmp_path, monkeypatch):
     base, root = server
-    entry = replace(remote.REMOTE["ctu13-6"], url=f"{base}/capture20110816.binetflow",
-                    sha256=None)
+    entry = replace(remote.REMOTE["ctu13-6"], url=f"{base}/capture20110816.binetflow", sha256=None)
     monkeypatch.setitem(remote.REMOTE, "ctu13-6", entry)
     with pytest.warns(UserWarning, match="no published checksum"):
         path = datasets.fetch("ctu13-6", cache_dir=tmp_path)
@@ -250,8 +315,10 @@ def test_fetch_without_checksum_records_first_hash(server, tmp_path, monkeypatch
     assert recorded == _sha(path)
     path.write_bytes(b"tampered")
     with pytest.warns(UserWarning, match="wrong SHA-256"):
-        assert datasets.fetch("ctu13-6", cache_dir=tmp_path).read_bytes() == (
-            root / "capture20110816.binetflow").read_bytes()
+        assert (
+            datasets.fetch("ctu13-6", cache_dir=tmp_path).read_bytes()
+            == (root / "capture20110816.binetflow").read_bytes()
+        )
     # load() reads a remote set through the same cache, with the CTU-13 rule
     ds = datasets.load("ctu13-6", root=tmp_path)
     assert ds.labels.to_dict() == {"147.32.80.9": 0, "74.125.232.216": 0, "91.212.135.158": 1}
@@ -289,5 +356,4 @@ def test_real_sets(name):
         assert removed["no malicious or benign record"] == 40651
         assert ds.labels[ds.labels == 1].index.tolist() == ["91.212.135.158"]
     if name == "flows-ctu-normal-attacked":  # targets are the remote endpoints
-        assert not ds.labels.index.isin(["147.32.81.167", "147.32.83.234",
-                                         "147.32.83.165"]).any()
+        assert not ds.labels.index.isin(["147.32.81.167", "147.32.83.234", "147.32.83.165"]).any()

@@ -1,4 +1,5 @@
 """The demo (``make demo``) runs end to end and reports what it drew."""
+
 import contextlib
 
 import pytest

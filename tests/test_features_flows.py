@@ -1,4 +1,5 @@
 """Flow features (METHOD.md §7.1) against a plain numpy reference, one draw at a time."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -18,8 +19,13 @@ OPTIONS = [
     {"cv_instead_of_std": True},
     {"matching": "5tuple"},
     {"disclosure_autocorr": True, "autocorr_lags": 3},
-    {"bin_seconds": 60.0, "disclosure_autocorr": True, "cv_instead_of_std": True, "matching": "5tuple",
-     "match_seconds": 5.0},
+    {
+        "bin_seconds": 60.0,
+        "disclosure_autocorr": True,
+        "cv_instead_of_std": True,
+        "matching": "5tuple",
+        "match_seconds": 5.0,
+    },
 ]
 
 
@@ -38,9 +44,22 @@ def conversations(n_conn: int = 150, seed: int = 0) -> pd.DataFrame:
     halves = rng.choice(3, n_conn, p=[0.7, 0.2, 0.1])  # 0 both, 1 request only, 2 reply only
     rows = []
     for i in range(n_conn):
-        req = dict(ts=start[i], proto=proto[i], src=client[i], dst=server[i], sport=cport[i], dport=sport[i])
-        rep = dict(ts=start[i] + rng.choice([0.0, 30.0, 90.0]), proto=proto[i], src=server[i], dst=client[i],
-                   sport=sport[i], dport=cport[i])
+        req = dict(
+            ts=start[i],
+            proto=proto[i],
+            src=client[i],
+            dst=server[i],
+            sport=cport[i],
+            dport=sport[i],
+        )
+        rep = dict(
+            ts=start[i] + rng.choice([0.0, 30.0, 90.0]),
+            proto=proto[i],
+            src=server[i],
+            dst=client[i],
+            sport=sport[i],
+            dport=cport[i],
+        )
         rows += [req] * int(halves[i] != 2) + [rep] * int(halves[i] != 1)
     df = pd.DataFrame(rows)
     n = len(df)
@@ -78,8 +97,15 @@ def _spread(std: float, mean: float, cv: bool) -> float:
     return (std / abs(mean) if mean != 0 else 0.0) if cv else std
 
 
-def reference(df: pd.DataFrame, bin_seconds=300.0, cv_instead_of_std=False, matching="window", match_seconds=60.0,
-              disclosure_autocorr=False, autocorr_lags=12) -> list[float]:
+def reference(
+    df: pd.DataFrame,
+    bin_seconds=300.0,
+    cv_instead_of_std=False,
+    matching="window",
+    match_seconds=60.0,
+    disclosure_autocorr=False,
+    autocorr_lags=12,
+) -> list[float]:
     """One draw's features, written from METHOD.md §7.1 (bins materialised, pairs brute-forced)."""
     cv = cv_instead_of_std
 
@@ -107,15 +133,22 @@ def reference(df: pd.DataFrame, bin_seconds=300.0, cv_instead_of_std=False, matc
         p = counts / sizes.size
         m2 = np.mean((sizes - sizes.mean()) ** 2)
         m4 = np.mean((sizes - sizes.mean()) ** 4)
-        out += [len(counts), len(counts) / sizes.size, float(-(p * np.log(p)).sum()), p.max(),
-                m4 / m2 ** 2 if m2 > 0 else 0.0]
+        out += [
+            len(counts),
+            len(counts) / sizes.size,
+            float(-(p * np.log(p)).sum()),
+            p.max(),
+            m4 / m2**2 if m2 > 0 else 0.0,
+        ]
     # regular access patterns
     per_client = []
     for c in set(client[inb]):
         t = np.sort(ts[inb & (client == c)])
         if t.size >= 2:
             gaps = np.diff(t)
-            per_client.append([gaps.min(), gaps.max(), np.median(gaps), _spread(gaps.std(), gaps.mean(), cv)])
+            per_client.append(
+                [gaps.min(), gaps.max(), np.median(gaps), _spread(gaps.std(), gaps.mean(), cv)]
+            )
     out += list(np.mean(per_client, axis=0)) if per_client else [0.0] * 4
     out.append(len(per_client) / len(set(client)) if n else 0.0)
     # bins
@@ -126,23 +159,46 @@ def reference(df: pd.DataFrame, bin_seconds=300.0, cv_instead_of_std=False, matc
         b, n_bins = np.zeros(0, dtype=int), 0
     flows = np.bincount(b, minlength=n_bins)
     clients = np.array([len(set(client[b == i])) for i in range(n_bins)])
-    unmatched = np.array([sum(abs(int((inb & (client == c) & (b == i)).sum()) - int((~inb & (client == c) & (b == i)).sum()))
-                              for c in set(client)) for i in range(n_bins)], dtype=np.float64)
+    unmatched = np.array(
+        [
+            sum(
+                abs(
+                    int((inb & (client == c) & (b == i)).sum())
+                    - int((~inb & (client == c) & (b == i)).sum())
+                )
+                for c in set(client)
+            )
+            for i in range(n_bins)
+        ],
+        dtype=np.float64,
+    )
     if matching == "window":
         m = unmatched.mean() if n_bins else 0.0
-        out += [m, _spread(unmatched.std(), m, cv) if n_bins else 0.0, unmatched.sum() / n if n else 0.0]
+        out += [
+            m,
+            _spread(unmatched.std(), m, cv) if n_bins else 0.0,
+            unmatched.sum() / n if n else 0.0,
+        ]
     else:
         proto, sport, dport = df["proto"].to_numpy(), df["sport"].to_numpy(), df["dport"].to_numpy()
         lone = np.zeros(n, dtype=bool)
         for i in range(n):
-            lone[i] = not any(inb[j] != inb[i] and proto[j] == proto[i] and client[j] == client[i]
-                              and sport[j] == dport[i] and dport[j] == sport[i] and abs(ts[j] - ts[i]) <= match_seconds
-                              for j in range(n))
+            lone[i] = not any(
+                inb[j] != inb[i]
+                and proto[j] == proto[i]
+                and client[j] == client[i]
+                and sport[j] == dport[i]
+                and dport[j] == sport[i]
+                and abs(ts[j] - ts[i]) <= match_seconds
+                for j in range(n)
+            )
         out += [lone[d].sum() / max(d.sum(), 1) for d in (inb, ~inb)]
     out += s5(flows) + [(flows > 0).sum() / n_bins if n_bins else 0.0] + s5(clients)
     if disclosure_autocorr:
         for d in (inb, ~inb):
-            x = np.array([size[d & (b == i)].mean() if (d & (b == i)).any() else 0.0 for i in range(n_bins)])
+            x = np.array(
+                [size[d & (b == i)].mean() if (d & (b == i)).any() else 0.0 for i in range(n_bins)]
+            )
             var = ((x - x.mean()) ** 2).sum() if n_bins else 0.0
             lags = range(1, min(n_bins - 1, autocorr_lags) + 1)
             if var > 0 and len(lags):
@@ -165,8 +221,13 @@ def decoded(bags: Bags, rows: torch.Tensor) -> pd.DataFrame:
 
 def reference_matrix(bags: Bags, draws: Draws, **options) -> torch.Tensor:
     offsets = draws.offsets.cpu()
-    return torch.tensor([reference(decoded(bags, draws.rows.cpu()[offsets[p]:offsets[p + 1]]), **options)
-                         for p in range(len(draws))], dtype=torch.float64)
+    return torch.tensor(
+        [
+            reference(decoded(bags, draws.rows.cpu()[offsets[p] : offsets[p + 1]]), **options)
+            for p in range(len(draws))
+        ],
+        dtype=torch.float64,
+    )
 
 
 def check(actual: torch.Tensor, expected: torch.Tensor):
@@ -174,14 +235,18 @@ def check(actual: torch.Tensor, expected: torch.Tensor):
 
 
 # ---------------------------------------------------------------------- tests
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+@pytest.mark.parametrize(
+    "options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default"
+)
 @pytest.mark.parametrize("records", ["random", "conversations"])
 def test_matches_reference_on_originals_and_draws(records, options, device):
     df = random_flows(n_records=300, seed=3) if records == "random" else conversations(seed=1)
     bags = Bags.from_records("flows", df).to(device)
     extractor = FlowFeatures(**options)
     originals = extractor(bags)
-    assert originals.shape == (len(bags), len(extractor.features)) and originals.dtype == torch.float64
+    assert (
+        originals.shape == (len(bags), len(extractor.features)) and originals.dtype == torch.float64
+    )
     assert originals.device.type == device.type
     check(originals, reference_matrix(bags, Draws.originals(bags), **options))
     draws = Resampler(4, iterations=2, min_size=1).draw(bags, seed=5)
@@ -200,11 +265,17 @@ def test_tiny_bags_match_reference(options, device):
 def test_default_on_tiny_bags(device):
     bags = Bags.from_records("flows", tiny_flows()).to(device)
     extractor = FlowFeatures()
-    x = pd.DataFrame(extractor(bags).cpu().numpy(), columns=extractor.feature_names, index=bags.targets)
+    x = pd.DataFrame(
+        extractor(bags).cpu().numpy(), columns=extractor.feature_names, index=bags.targets
+    )
     check(torch.tensor(x.to_numpy()), reference_matrix(bags, Draws.originals(bags)))
     assert x.loc["s1", "bin_mean_flows"] == 1 and x.loc["s1", "in_kurtosis_bytes"] == 0
-    assert x.loc["s3", "in_mean_pkts"] == 0 and x.loc["s3", "bin_min_flows"] == 0  # 3 bins, the middle empty
-    assert x.loc["s2", "access_ratio_clients"] == 0 and x.loc["s2", "in_max_bytes_per_pkt"] == 300  # pkts 0 -> 1
+    assert (
+        x.loc["s3", "in_mean_pkts"] == 0 and x.loc["s3", "bin_min_flows"] == 0
+    )  # 3 bins, the middle empty
+    assert (
+        x.loc["s2", "access_ratio_clients"] == 0 and x.loc["s2", "in_max_bytes_per_pkt"] == 300
+    )  # pkts 0 -> 1
     assert x.loc["s4", "all_ratio_unmatched"] == 0 and x.loc["s2", "all_ratio_unmatched"] == 1
 
 
@@ -229,7 +300,9 @@ def test_shuffled_rows_give_identical_features():
     df = random_flows(n_records=300, seed=4)
     extractor = FlowFeatures(disclosure_autocorr=True)
     a = extractor(Bags.from_records("flows", df))
-    b = extractor(Bags.from_records("flows", df.sample(frac=1, random_state=1).reset_index(drop=True)))
+    b = extractor(
+        Bags.from_records("flows", df.sample(frac=1, random_state=1).reset_index(drop=True))
+    )
     assert torch.equal(a, b)
 
 
@@ -246,10 +319,16 @@ def test_empty_draws_give_zero_rows(options, device):
     assert bool(torch.isfinite(x).all())
     assert not x[0].any() and not x[2].any()
     check(x, reference_matrix(bags, draws, **options))
-    nothing = Draws(owner=owner, offsets=torch.zeros(5, dtype=torch.int64, device=device),
-                    rows=rows[:0], iteration=torch.zeros_like(owner))
-    assert torch.equal(extractor(bags, nothing), torch.zeros(4, len(extractor.features), dtype=torch.float64,
-                                                            device=device))
+    nothing = Draws(
+        owner=owner,
+        offsets=torch.zeros(5, dtype=torch.int64, device=device),
+        rows=rows[:0],
+        iteration=torch.zeros_like(owner),
+    )
+    assert torch.equal(
+        extractor(bags, nothing),
+        torch.zeros(4, len(extractor.features), dtype=torch.float64, device=device),
+    )
 
 
 @pytest.mark.parametrize("options", OPTIONS)
@@ -257,7 +336,9 @@ def test_names_and_behaviours(options):
     extractor = make("flows", **options)
     assert isinstance(extractor, FlowFeatures)
     names = extractor.feature_names
-    assert len(names) == len(set(names)) == len(reference(conversations(seed=0).iloc[:5], **options))
+    assert (
+        len(names) == len(set(names)) == len(reference(conversations(seed=0).iloc[:5], **options))
+    )
     table = extractor.describe()
     assert len(table) == len(names) and set(table["behaviour"]) <= {b.value for b in Behaviour}
     assert table["description"].str.len().min() > 0
@@ -277,8 +358,9 @@ def test_per_record_values_are_cached():
     assert "flows.per_record" in bags.cache
 
 
-@pytest.mark.parametrize("bad", [{"matching": "ip"}, {"bin_seconds": 0}, {"autocorr_lags": 0},
-                                 {"match_seconds": -1}])
+@pytest.mark.parametrize(
+    "bad", [{"matching": "ip"}, {"bin_seconds": 0}, {"autocorr_lags": 0}, {"match_seconds": -1}]
+)
 def test_bad_options(bad):
     with pytest.raises(ValueError):
         FlowFeatures(**bad)
@@ -286,6 +368,7 @@ def test_bad_options(bad):
 
 def test_other_kind_is_refused():
     from conftest import random_dns
+
     with pytest.raises(ValueError, match="flows"):
         FlowFeatures()(Bags.from_records("dns", random_dns(20)))
 
@@ -304,6 +387,7 @@ def test_grouped_computation_is_exact(device):
 
 def test_per_record_levels_and_ranks(device):
     from alchemy_torch.features.flows import _field, _per_record
+
     df = random_flows(n_records=500, seed=8)
     df.loc[::7, "pkts"] = 0  # bytes / max(pkts, 1)
     bags = Bags.from_records("flows", df).to(device)
@@ -312,7 +396,9 @@ def test_per_record_levels_and_ranks(device):
     pkts, size = c["pkts"].to(torch.float64), c["bytes"].to(torch.float64)
     for i, col in enumerate((pkts, size / pkts.clamp(min=1), size)):
         assert torch.equal(cache["levels"][i], torch.unique(col))
-        assert torch.equal(cache["levels"][i][_field(cache["words"], cache["layout"], f"rank{i}")], col)
+        assert torch.equal(
+            cache["levels"][i][_field(cache["words"], cache["layout"], f"rank{i}")], col
+        )
     inbound = c["dst"] == c["server"]
     clients, client = torch.unique(torch.where(inbound, c["src"], c["dst"]), return_inverse=True)
     assert torch.equal(_field(cache["words"], cache["layout"], "inbound").bool(), inbound)
@@ -324,12 +410,15 @@ def test_per_record_levels_and_ranks(device):
 def test_sort_helpers_match_torch(bound):
     from alchemy_torch.features.flows import _sort_within
     from alchemy_torch.ops.segment import sort_values, stable_argsort
+
     gen = torch.Generator().manual_seed(0)
     key = torch.randint(0, min(bound, 2**62), (1000,), generator=gen)
     key[::3] = key[0]  # ties
     expected = torch.sort(key, stable=True)
     values, perm = stable_argsort(key, bound)
-    assert torch.equal(values.long(), expected.values) and torch.equal(perm.long(), expected.indices)
+    assert torch.equal(values.long(), expected.values) and torch.equal(
+        perm.long(), expected.indices
+    )
     assert torch.equal(sort_values(key, bound).long(), expected.values)
     ids = torch.sort(torch.randint(0, 7, (1000,), generator=gen)).values
     x = torch.rand(1000, dtype=torch.float64, generator=gen).round(decimals=2)

@@ -21,9 +21,11 @@ ZEEK_HEADER = """#separator \\x09
 #fields\t{fields}
 #types\t{types}
 """
-CONN_FIELDS = ("ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto service duration orig_bytes "
-               "resp_bytes conn_state local_orig local_resp missed_bytes history orig_pkts "
-               "orig_ip_bytes resp_pkts resp_ip_bytes tunnel_parents label detailedlabel").split()
+CONN_FIELDS = (
+    "ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto service duration orig_bytes "
+    "resp_bytes conn_state local_orig local_resp missed_bytes history orig_pkts "
+    "orig_ip_bytes resp_pkts resp_ip_bytes tunnel_parents label detailedlabel"
+).split()
 CONN_ROWS = [
     # a normal exchange: two one-way records
     "1676851429.981575 C1 192.168.1.109 34606 185.125.190.17 80 tcp http 0.038607 87 147 SF - -"
@@ -75,10 +77,18 @@ def test_zeek_conn_one_way_records(conn_log):
     check_schema(df, "flows")
     assert len(df) == 5 and df.attrs["dropped_halves"] == 1 and df.attrs["format"] == "zeek"
     first, back = df.iloc[0], df.iloc[1]
-    assert (first.src, first.dst, first.sport, first.dport) == ("192.168.1.109", "185.125.190.17",
-                                                                34606, 80)
-    assert (back.src, back.dst, back.sport, back.dport) == ("185.125.190.17", "192.168.1.109",
-                                                            80, 34606)
+    assert (first.src, first.dst, first.sport, first.dport) == (
+        "192.168.1.109",
+        "185.125.190.17",
+        34606,
+        80,
+    )
+    assert (back.src, back.dst, back.sport, back.dport) == (
+        "185.125.190.17",
+        "192.168.1.109",
+        80,
+        34606,
+    )
     assert (first.pkts, first.bytes, back.pkts, back.bytes) == (10, 710, 8, 726)  # IP bytes
     assert first.server == back.server == "185.125.190.17"
     assert (first["flags"], back["flags"]) == ("SADTF", "HDTFA")  # history letters per direction
@@ -106,13 +116,34 @@ def test_iot23_space_separated_label_columns(tmp_path):
 
 def test_zeek_json_lines(tmp_path):
     rows = [
-        {"ts": 1591367999.305988, "uid": "C1", "id.orig_h": "192.168.4.76", "id.orig_p": 36844,
-         "id.resp_h": "192.168.4.1", "id.resp_p": 53, "proto": "udp", "duration": 0.0668,
-         "history": "Dd", "orig_pkts": 2, "orig_ip_bytes": 118, "resp_pkts": 2,
-         "resp_ip_bytes": 197},
-        {"ts": "2020-06-05T14:40:00.5Z", "uid": "C2", "id.orig_h": "192.168.4.76",
-         "id.orig_p": 36845, "id.resp_h": "10.0.0.1", "id.resp_p": 443, "proto": "tcp",
-         "orig_pkts": 1, "orig_ip_bytes": 60, "resp_pkts": 0, "resp_ip_bytes": 0},
+        {
+            "ts": 1591367999.305988,
+            "uid": "C1",
+            "id.orig_h": "192.168.4.76",
+            "id.orig_p": 36844,
+            "id.resp_h": "192.168.4.1",
+            "id.resp_p": 53,
+            "proto": "udp",
+            "duration": 0.0668,
+            "history": "Dd",
+            "orig_pkts": 2,
+            "orig_ip_bytes": 118,
+            "resp_pkts": 2,
+            "resp_ip_bytes": 197,
+        },
+        {
+            "ts": "2020-06-05T14:40:00.5Z",
+            "uid": "C2",
+            "id.orig_h": "192.168.4.76",
+            "id.orig_p": 36845,
+            "id.resp_h": "10.0.0.1",
+            "id.resp_p": 443,
+            "proto": "tcp",
+            "orig_pkts": 1,
+            "orig_ip_bytes": 60,
+            "resp_pkts": 0,
+            "resp_ip_bytes": 0,
+        },
     ]
     path = tmp_path / "conn.json"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -124,24 +155,32 @@ def test_zeek_json_lines(tmp_path):
 
 
 def test_zeek_http_and_dns(tmp_path):
-    http_fields = ("ts uid id.orig_h id.orig_p id.resp_h id.resp_p trans_depth method host uri "
-                   "referrer user_agent request_body_len response_body_len status_code").split()
-    rows = ["19.5 C1 192.168.1.113 49159 195.113.232.73 80 1 GET www.msftncsi.com "
-            "/ncsi.txt?a=1?b - Microsoft_NCSI 0 14 200",
-            "20.5 C2 192.168.1.113 49160 1.2.3.4 80 1 POST - - - - 416 - -"]
+    http_fields = (
+        "ts uid id.orig_h id.orig_p id.resp_h id.resp_p trans_depth method host uri "
+        "referrer user_agent request_body_len response_body_len status_code"
+    ).split()
+    rows = [
+        "19.5 C1 192.168.1.113 49159 195.113.232.73 80 1 GET www.msftncsi.com "
+        "/ncsi.txt?a=1?b - Microsoft_NCSI 0 14 200",
+        "20.5 C2 192.168.1.113 49160 1.2.3.4 80 1 POST - - - - 416 - -",
+    ]
     h = io.read_http(zeek(tmp_path / "http.log", "http", http_fields, rows))
     check_schema(h, "http", labels=False)
     assert h.path.tolist() == ["/ncsi.txt", ""] and h["query"].tolist() == ["a=1?b", ""]
     assert h.status.tolist() == [200, 0] and h.bytes_in.tolist() == [14, 0]
     assert h.host.tolist() == ["www.msftncsi.com", ""] and h.referrer.tolist() == ["", ""]
 
-    dns_fields = ("ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto trans_id rtt query qclass "
-                  "qclass_name qtype qtype_name rcode rcode_name AA TC RD RA Z answers TTLs "
-                  "rejected").split()
-    rows = ["13.18 C1 192.168.1.116 50814 8.8.8.8 53 udp 51541 0.0012 Dns.MsftNCSI.com. 1 "
-            "C_INTERNET 1 A 0 NOERROR F F T T 0 131.107.255.255,cname.x 17.000000,5.9 F",
-            "14.0 C2 192.168.1.116 50815 8.8.8.8 53 udp 51542 - lyxynyx.com 1 C_INTERNET 28 - 3"
-            " NXDOMAIN F F T F 0 - - F"]
+    dns_fields = (
+        "ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto trans_id rtt query qclass "
+        "qclass_name qtype qtype_name rcode rcode_name AA TC RD RA Z answers TTLs "
+        "rejected"
+    ).split()
+    rows = [
+        "13.18 C1 192.168.1.116 50814 8.8.8.8 53 udp 51541 0.0012 Dns.MsftNCSI.com. 1 "
+        "C_INTERNET 1 A 0 NOERROR F F T T 0 131.107.255.255,cname.x 17.000000,5.9 F",
+        "14.0 C2 192.168.1.116 50815 8.8.8.8 53 udp 51542 - lyxynyx.com 1 C_INTERNET 28 - 3"
+        " NXDOMAIN F F T F 0 - - F",
+    ]
     d = io.read_dns(zeek(tmp_path / "dns.log", "dns", dns_fields, rows))
     check_schema(d, "dns", labels=False)
     assert d["query"].tolist() == ["dns.msftncsi.com", "lyxynyx.com"]
@@ -161,12 +200,14 @@ def test_argus_binetflow(tmp_path):
         "1062,1062,flow=Background-Attempt-cmpgw-CVUT\n"
         "2011/08/16 10:01:48,0.2,udp,147.32.84.170,53000,  <->,8.8.8.8,53,CON,0,0,2,200,80,"
         "flow=From-Normal-V47-Stribrek\n"
-        "2011/08/16 10:01:49,0,arp,1.1.1.1,,  who,1.1.1.2,,INT,0,0,1,60,60,flow=Background\n")
+        "2011/08/16 10:01:49,0,arp,1.1.1.1,,  who,1.1.1.2,,INT,0,0,1,60,60,flow=Background\n"
+    )
     df = io.read_flows(path)
     check_schema(df, "flows")
     assert df.attrs["format"] == "argus" and df.attrs["dropped_halves"] == 2
-    assert df.ts.iloc[0] == pytest.approx(pd.Timestamp("2011-08-16 10:01:46.972101",
-                                                       tz="UTC").timestamp(), abs=1e-6)
+    assert df.ts.iloc[0] == pytest.approx(
+        pd.Timestamp("2011-08-16 10:01:46.972101", tz="UTC").timestamp(), abs=1e-6
+    )
     cc = df.iloc[:2]
     assert cc.pkts.tolist() == [2, 8] and cc.bytes.tolist() == [1000, 4000]  # estimated split
     assert cc["flags"].tolist() == ["FSPA", "FSPA"] and set(cc.server) == {"91.212.135.158"}
@@ -184,7 +225,8 @@ def test_nfdump_csv(tmp_path):
         ".AP.SF,0,0,10,1500,0,0,1,2\n"
         "2019-03-01 10:00:02,2019-03-01 10:00:03,1.0,93.184.216.34,10.0.0.1,443,51000,TCP,"
         ".AP.SF,0,0,12,9000,3,180,1,2\n"
-        "\nSummary\nflows,bytes,packets,avg_bps,avg_pps,avg_bpp\n2,10500,22,1,1,1\n")
+        "\nSummary\nflows,bytes,packets,avg_bps,avg_pps,avg_bpp\n2,10500,22,1,1,1\n"
+    )
     df = io.read_flows(path)
     check_schema(df, "flows", labels=False)
     assert df.attrs["format"] == "nfdump" and len(df) == 3
@@ -194,12 +236,30 @@ def test_nfdump_csv(tmp_path):
 
 
 def test_csv_and_parquet_with_mapping(tmp_path):
-    frame = pd.DataFrame({"time": [1.5, 2.5], "sip": ["10.0.0.1", "5.6.7.8"],
-                          "dip": ["5.6.7.8", "10.0.0.1"], "sp": [40000, 80], "dp": [80, 40000],
-                          "protocol": ["TCP", "TCP"], "packets": [3, 4], "octets": [180, 900],
-                          "y": ["Malicious", "benign"]})
-    columns = {"ts": "time", "src": "sip", "dst": "dip", "sport": "sp", "dport": "dp",
-               "proto": "protocol", "pkts": "packets", "bytes": "octets", "label": "y"}
+    frame = pd.DataFrame(
+        {
+            "time": [1.5, 2.5],
+            "sip": ["10.0.0.1", "5.6.7.8"],
+            "dip": ["5.6.7.8", "10.0.0.1"],
+            "sp": [40000, 80],
+            "dp": [80, 40000],
+            "protocol": ["TCP", "TCP"],
+            "packets": [3, 4],
+            "octets": [180, 900],
+            "y": ["Malicious", "benign"],
+        }
+    )
+    columns = {
+        "ts": "time",
+        "src": "sip",
+        "dst": "dip",
+        "sport": "sp",
+        "dport": "dp",
+        "proto": "protocol",
+        "pkts": "packets",
+        "bytes": "octets",
+        "label": "y",
+    }
     frame.to_csv(tmp_path / "f.csv", index=False)
     frame.to_parquet(tmp_path / "f.parquet")
     a = io.read_flows(tmp_path / "f.csv", columns=columns)
@@ -214,33 +274,72 @@ def test_csv_and_parquet_with_mapping(tmp_path):
 
 
 def test_canonical_tables_round_trip(tmp_path):
-    dns = pd.DataFrame({"ts": [1.0, 2.0], "client": ["c", "d"], "query": ["A.example.", "b.x"],
-                        "qtype": ["A", "A"], "rcode": ["NOERROR", "NXDOMAIN"],
-                        "answers": [["1.2.3.4", "5.6.7.8"], []], "ttls": [[60, 60], []]})
+    dns = pd.DataFrame(
+        {
+            "ts": [1.0, 2.0],
+            "client": ["c", "d"],
+            "query": ["A.example.", "b.x"],
+            "qtype": ["A", "A"],
+            "rcode": ["NOERROR", "NXDOMAIN"],
+            "answers": [["1.2.3.4", "5.6.7.8"], []],
+            "ttls": [[60, 60], []],
+        }
+    )
     dns.to_parquet(tmp_path / "dns.parquet")
     back = io.read_dns(tmp_path / "dns.parquet")
     check_schema(back, "dns", labels=False)
     assert back["query"].tolist() == ["a.example", "b.x"] and back.ttls.tolist() == [[60, 60], []]
-    http = pd.DataFrame({"ts": [1.0], "client": ["c"], "server": ["s"], "host": ["h"],
-                         "uri": ["/a/b?x=1"], "method": ["GET"]})
+    http = pd.DataFrame(
+        {
+            "ts": [1.0],
+            "client": ["c"],
+            "server": ["s"],
+            "host": ["h"],
+            "uri": ["/a/b?x=1"],
+            "method": ["GET"],
+        }
+    )
     http.to_csv(tmp_path / "http.csv", index=False)
     h = io.read_http(tmp_path / "http.csv")
     assert (h.path.iloc[0], h["query"].iloc[0], h.status.iloc[0]) == ("/a/b", "x=1", 0)
 
 
-@pytest.mark.parametrize("edit, line, field, message", [
-    (lambda rows: rows.__setitem__(1, rows[1].replace("\t5888\t", "\tabc\t")), 10, "id.resp_p",
-     "not a number"),
-    (lambda rows: rows.__setitem__(0, rows[0].rsplit("\t", 1)[0]), 9, "detailedlabel",
-     "missing"),
-    (lambda rows: rows.__setitem__(2, rows[2] + "\textra"), 11, "detailedlabel", "fields"),
-    (lambda rows: rows.__setitem__(2, "yesterday" + rows[2][rows[2].index("\t"):]), 11, "ts",
-     "unparseable timestamp"),
-    (lambda rows: rows.__setitem__(1, rows[1].replace("\t2\t104\t", "\t-3\t104\t")), 10,
-     "orig_pkts", "below 0"),
-    (lambda rows: rows.__setitem__(0, rows[0].replace("Benign", "Suspicious")), 9, "label",
-     "unknown label"),
-])
+@pytest.mark.parametrize(
+    "edit, line, field, message",
+    [
+        (
+            lambda rows: rows.__setitem__(1, rows[1].replace("\t5888\t", "\tabc\t")),
+            10,
+            "id.resp_p",
+            "not a number",
+        ),
+        (
+            lambda rows: rows.__setitem__(0, rows[0].rsplit("\t", 1)[0]),
+            9,
+            "detailedlabel",
+            "missing",
+        ),
+        (lambda rows: rows.__setitem__(2, rows[2] + "\textra"), 11, "detailedlabel", "fields"),
+        (
+            lambda rows: rows.__setitem__(2, "yesterday" + rows[2][rows[2].index("\t") :]),
+            11,
+            "ts",
+            "unparseable timestamp",
+        ),
+        (
+            lambda rows: rows.__setitem__(1, rows[1].replace("\t2\t104\t", "\t-3\t104\t")),
+            10,
+            "orig_pkts",
+            "below 0",
+        ),
+        (
+            lambda rows: rows.__setitem__(0, rows[0].replace("Benign", "Suspicious")),
+            9,
+            "label",
+            "unknown label",
+        ),
+    ],
+)
 def test_bad_lines_strict_and_lenient(conn_log, edit, line, field, message):
     text = conn_log.read_text().split("\n")
     rows = text[8:11]
@@ -261,8 +360,12 @@ def test_whole_file_problems(conn_log, tmp_path):
     with pytest.raises(DataFormatError, match="'conn' log cannot be read as dns") as err:
         io.read_dns(conn_log)
     assert err.value.field == "#path"
-    no_pkts = zeek(tmp_path / "x.log", "conn", [f for f in CONN_FIELDS if f != "orig_pkts"],
-                   [" ".join(r.split(" ")[:16] + r.split(" ")[17:]) for r in CONN_ROWS])
+    no_pkts = zeek(
+        tmp_path / "x.log",
+        "conn",
+        [f for f in CONN_FIELDS if f != "orig_pkts"],
+        [" ".join(r.split(" ")[:16] + r.split(" ")[17:]) for r in CONN_ROWS],
+    )
     with pytest.raises(DataFormatError, match="missing field") as err:
         io.read_flows(no_pkts)
     assert (err.value.field, err.value.line) == ("orig_pkts", 7)
@@ -284,25 +387,31 @@ def test_whole_file_problems(conn_log, tmp_path):
 
 def _argus(tmp_path):
     path = tmp_path / "a.binetflow"
-    path.write_text("StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,"
-                    "TotPkts,TotBytes,SrcBytes,Label\n")
+    path.write_text(
+        "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,"
+        "TotPkts,TotBytes,SrcBytes,Label\n"
+    )
     return path
 
 
 def test_empty_and_header_only_files(conn_log, tmp_path):
     header_only = zeek(tmp_path / "empty.log", "conn", CONN_FIELDS, [])
     df = io.read_flows(header_only)
-    assert len(df) == 0 and list(df.columns) == list(io.COLUMNS["flows"]) + ["label",
-                                                                             "detailed_label"]
+    assert len(df) == 0 and list(df.columns) == list(io.COLUMNS["flows"]) + [
+        "label",
+        "detailed_label",
+    ]
     assert len(io.read_flows(_argus(tmp_path))) == 0
 
 
 def test_quoted_csv_fields_and_lenient_json(tmp_path):
     path = tmp_path / "http.csv"
-    path.write_text('ts,client,server,host,path,method,user_agent\n'
-                    '1,c,s,h,/a,GET,"Mozilla/5.0 (X11, Linux)"\n'
-                    '2,c,s,h,/b,GET,"multi\nline, agent"\n'
-                    '3,c,s,h,/c,GET\n')
+    path.write_text(
+        "ts,client,server,host,path,method,user_agent\n"
+        '1,c,s,h,/a,GET,"Mozilla/5.0 (X11, Linux)"\n'
+        '2,c,s,h,/b,GET,"multi\nline, agent"\n'
+        "3,c,s,h,/c,GET\n"
+    )
     with pytest.raises(DataFormatError) as err:
         io.read_http(path)
     assert (err.value.line, err.value.field) == (5, "user_agent")
@@ -311,8 +420,10 @@ def test_quoted_csv_fields_and_lenient_json(tmp_path):
         h = io.read_http(path, lenient=True)
     assert h.user_agent.tolist() == ["Mozilla/5.0 (X11, Linux)", "multi\nline, agent"]
     js = tmp_path / "dns.json"
-    js.write_text('{"ts": 1, "id.orig_h": "c", "query": "a.b", "answers": ["1.2.3.4"], '
-                  '"TTLs": [30.0]}\nnot json\n{"ts": 2, "id.orig_h": "c", "query": "x.y"}\n')
+    js.write_text(
+        '{"ts": 1, "id.orig_h": "c", "query": "a.b", "answers": ["1.2.3.4"], '
+        '"TTLs": [30.0]}\nnot json\n{"ts": 2, "id.orig_h": "c", "query": "x.y"}\n'
+    )
     with pytest.warns(UserWarning, match="skipped 1 malformed line"):
         d = io.read_dns(js, lenient=True)
     assert d.answers.tolist() == [["1.2.3.4"], []] and d.ttls.tolist() == [[30], []]
@@ -376,9 +487,15 @@ def test_every_real_file_is_known():
 def test_real_file_loads(path):
     kind = path.parent.name.split("-")[0]
     df = {"flows": io.read_flows, "http": io.read_http, "dns": io.read_dns}[kind](path)
-    check_schema(df, kind, labels=path.name not in {
-        "android-mischief-rat01-androidtester.conn.log.gz",
-        "ctu-malware-botnet-355-1-simda.first1000.dns.log.gz",
-        "ctu-malware-botnet-355-1-simda.first1000.http.log.gz"})
+    check_schema(
+        df,
+        kind,
+        labels=path.name
+        not in {
+            "android-mischief-rat01-androidtester.conn.log.gz",
+            "ctu-malware-botnet-355-1-simda.first1000.dns.log.gz",
+            "ctu-malware-botnet-355-1-simda.first1000.http.log.gz",
+        },
+    )
     assert df.attrs["skipped_lines"] == 0 and df.attrs["absent_fields"] == []
     assert len(df) + df.attrs["dropped_halves"] == ROWS[path.name] * (2 if kind == "flows" else 1)

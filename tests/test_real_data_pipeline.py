@@ -1,4 +1,5 @@
 """Every real set in ../shared/data goes end to end: load -> Bags -> draws -> finite features."""
+
 from __future__ import annotations
 
 import warnings
@@ -8,13 +9,14 @@ import torch
 
 from alchemy_torch import Bags, Resampler, datasets, features
 from alchemy_torch.datasets.registry import LOCAL
-from conftest import SHARED_DATA
 
 # the CTU-13 scenario is the one large file (559k lines): kept out of the default run
 HEAVY = {"flows-ctu13-s6-menti"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in sorted(LOCAL)])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in sorted(LOCAL)]
+)
 def test_real_set_runs_end_to_end(name, shared_data):
     ds = datasets.load(name, root=shared_data)
     bags = Bags.from_records(ds.kind, ds.records, ds.labels)

@@ -1,4 +1,5 @@
 """Resampler: sizes per option, exactness, uniformity, determinism, chunking, devices."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,14 @@ def make_bags(lengths, device="cpu") -> Bags:
     offsets = torch.zeros(lengths.numel() + 1, dtype=torch.int64)
     offsets[1:] = lengths.cumsum(0)
     n = int(offsets[-1])
-    return Bags(kind="flows", columns={"ts": torch.arange(n, dtype=torch.float64)}, offsets=offsets,
-                targets=np.arange(lengths.numel()).astype(str).astype(object),
-                labels=torch.zeros(lengths.numel(), dtype=torch.int64), vocab={}).to(device)
+    return Bags(
+        kind="flows",
+        columns={"ts": torch.arange(n, dtype=torch.float64)},
+        offsets=offsets,
+        targets=np.arange(lengths.numel()).astype(str).astype(object),
+        labels=torch.zeros(lengths.numel(), dtype=torch.int64),
+        vocab={},
+    ).to(device)
 
 
 LENGTHS = [1, 2, 3, 10, 57, 200, 1000, 4096, 30]
@@ -26,12 +32,17 @@ def check_structure(draws: Draws, bags: Bags, iterations: int):
     assert draws.offsets[0] == 0 and int(draws.offsets[-1]) == draws.rows.numel()
     owner = torch.repeat_interleave(draws.owner, draws.lengths)
     # a draw never crosses its target, rows are strictly increasing (no duplicates, time order)
-    assert bool(((draws.rows >= bags.offsets[owner]) & (draws.rows < bags.offsets[owner + 1])).all())
-    inner = torch.repeat_interleave(torch.arange(len(draws), device=draws.rows.device), draws.lengths)
+    assert bool(
+        ((draws.rows >= bags.offsets[owner]) & (draws.rows < bags.offsets[owner + 1])).all()
+    )
+    inner = torch.repeat_interleave(
+        torch.arange(len(draws), device=draws.rows.device), draws.lengths
+    )
     same = inner[1:] == inner[:-1]
     assert bool((draws.rows[1:][same] > draws.rows[:-1][same]).all())
     assert sorted(zip(draws.iteration.tolist(), draws.owner.tolist())) == [
-        (k, b) for k in range(iterations) for b in range(len(bags))]
+        (k, b) for k in range(iterations) for b in range(len(bags))
+    ]
 
 
 @pytest.mark.parametrize("mode", Resampler.MODES)
@@ -48,10 +59,31 @@ def test_draws_are_well_formed(option, mode, device):
 
 def test_subset_sizes_per_option():
     n = torch.tensor([1, 2, 3, 10, 101, 1000])
-    assert Resampler(1, iterations=2, size=30).subset_sizes(n, 0)[:, 0].tolist() == [1, 2, 3, 10, 30, 30]
+    assert Resampler(1, iterations=2, size=30).subset_sizes(n, 0)[:, 0].tolist() == [
+        1,
+        2,
+        3,
+        10,
+        30,
+        30,
+    ]
     # round(0.5 n) with halves up, clamped to [min(2, n), n]
-    assert Resampler(2, iterations=2, rate=0.5).subset_sizes(n, 0)[:, 1].tolist() == [1, 2, 2, 5, 51, 500]
-    assert Resampler(2, iterations=1, rate=0.01, min_size=5).subset_sizes(n, 0)[:, 0].tolist() == [1, 2, 3, 5, 5, 10]
+    assert Resampler(2, iterations=2, rate=0.5).subset_sizes(n, 0)[:, 1].tolist() == [
+        1,
+        2,
+        2,
+        5,
+        51,
+        500,
+    ]
+    assert Resampler(2, iterations=1, rate=0.01, min_size=5).subset_sizes(n, 0)[:, 0].tolist() == [
+        1,
+        2,
+        3,
+        5,
+        5,
+        10,
+    ]
     m3 = Resampler(3, iterations=6, rate_range=(0.2, 0.8)).subset_sizes(torch.full((50,), 1000), 3)
     assert bool((m3 == m3[:, :1]).all()), "option 3: one rate per target"
     assert m3[:, 0].unique().numel() > 10 and int(m3.min()) >= 200 and int(m3.max()) <= 800
@@ -119,7 +151,9 @@ def test_selection_within_a_bag_is_uniform(n, m):
     draws = Resampler(1, iterations=iterations, size=m).draw(bags, seed=7)
     counts = torch.bincount(draws.rows, minlength=n).numpy()
     expected = iterations * m / n
-    chi2 = ((counts - expected) ** 2 / expected).sum() * (n - m) / n  # without replacement: hypergeometric variance
+    chi2 = (
+        ((counts - expected) ** 2 / expected).sum() * (n - m) / n
+    )  # without replacement: hypergeometric variance
     assert stats.chi2.sf(chi2, n - 1) > 1e-4
     assert counts.sum() == iterations * m
 
@@ -140,16 +174,20 @@ def test_pairs_are_uniform_too():
 
 def test_contiguous_windows_start_uniformly():
     n, m, iterations = 10, 4, 14000
-    draws = Resampler(1, iterations=iterations, size=m, mode="contiguous").draw(make_bags([n]), seed=2)
+    draws = Resampler(1, iterations=iterations, size=m, mode="contiguous").draw(
+        make_bags([n]), seed=2
+    )
     starts = torch.bincount(draws.rows.view(iterations, m)[:, 0], minlength=n)
-    assert starts[n - m + 1:].sum() == 0
+    assert starts[n - m + 1 :].sum() == 0
     assert float(starts[: n - m + 1].float().std() / starts[: n - m + 1].float().mean()) < 0.05
 
 
 def test_originals_are_the_trivial_draws():
     bags = make_bags(LENGTHS)
     draws = Draws.originals(bags)
-    assert torch.equal(draws.offsets, bags.offsets) and torch.equal(draws.rows, torch.arange(bags.num_records))
+    assert torch.equal(draws.offsets, bags.offsets) and torch.equal(
+        draws.rows, torch.arange(bags.num_records)
+    )
     assert draws.owner.tolist() == list(range(len(bags)))
 
 
@@ -159,8 +197,16 @@ def test_empty_bags_give_empty_draws():
     assert draws.lengths.tolist()[0::3] == [0, 0] and draws.lengths.tolist()[2::3] == [0, 0]
 
 
-@pytest.mark.parametrize("kwargs", [dict(option=5), dict(option=1, mode="bootstrap"), dict(option=2, rate=0.0),
-                                    dict(option=4, rate_range=(0.9, 0.1)), dict(option=1, iterations=0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(option=5),
+        dict(option=1, mode="bootstrap"),
+        dict(option=2, rate=0.0),
+        dict(option=4, rate_range=(0.9, 0.1)),
+        dict(option=1, iterations=0),
+    ],
+)
 def test_bad_parameters_raise(kwargs):
     with pytest.raises(ValueError):
         Resampler(**kwargs)

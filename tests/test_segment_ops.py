@@ -1,4 +1,5 @@
 """Segment reductions against numpy references, table-driven, with empty segments, per device."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,12 +32,21 @@ REFERENCES = {
     "sum": (ops.segment_sum, lambda s: s.sum()),
     "mean": (ops.segment_mean, lambda s: s.mean() if s.size else 0.0),
     "std": (ops.segment_std, lambda s: s.std(ddof=1) if s.size > 1 else 0.0),
-    "std_population": (lambda x, o: ops.segment_std(x, o, correction=0), lambda s: s.std() if s.size else 0.0),
+    "std_population": (
+        lambda x, o: ops.segment_std(x, o, correction=0),
+        lambda s: s.std() if s.size else 0.0,
+    ),
     "min": (ops.segment_min, lambda s: s.min() if s.size else 0.0),
     "max": (ops.segment_max, lambda s: s.max() if s.size else 0.0),
     "median": (ops.segment_median, lambda s: np.median(s) if s.size else 0.0),
-    "q10": (lambda x, o: ops.segment_quantile(x, o, 0.1), lambda s: np.quantile(s, 0.1) if s.size else 0.0),
-    "q90": (lambda x, o: ops.segment_quantile(x, o, 0.9), lambda s: np.quantile(s, 0.9) if s.size else 0.0),
+    "q10": (
+        lambda x, o: ops.segment_quantile(x, o, 0.1),
+        lambda s: np.quantile(s, 0.1) if s.size else 0.0,
+    ),
+    "q90": (
+        lambda x, o: ops.segment_quantile(x, o, 0.9),
+        lambda s: np.quantile(s, 0.9) if s.size else 0.0,
+    ),
     "nunique": (ops.segment_nunique, lambda s: np.unique(s).size),
     "mode_share": (ops.segment_mode_share, _mode_share),
     "count": (lambda x, o: ops.segment_count(o), lambda s: s.size),
@@ -62,8 +72,12 @@ def test_two_dimensional_values_reduce_per_column(name, device):
     values = rng.normal(size=(30, 3))
     offsets = [0, 4, 4, 17, 30]
     fn, ref = REFERENCES[name]
-    got = fn(torch.tensor(values, device=device), torch.tensor(offsets, device=device)).cpu().numpy()
-    want = np.array([[ref(values[a:b, j]) for j in range(3)] for a, b in zip(offsets[:-1], offsets[1:])])
+    got = (
+        fn(torch.tensor(values, device=device), torch.tensor(offsets, device=device)).cpu().numpy()
+    )
+    want = np.array(
+        [[ref(values[a:b, j]) for j in range(3)] for a, b in zip(offsets[:-1], offsets[1:])]
+    )
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -78,9 +92,15 @@ def test_random_segments_match_pandas(device):
     g = pd.Series(values).groupby(seg)
     x, o = torch.tensor(values, device=device), torch.tensor(offsets, device=device)
     nonempty = lengths > 0
-    np.testing.assert_allclose(ops.segment_std(x, o).cpu().numpy()[lengths > 1], g.std().to_numpy()[lengths[nonempty] > 1])
-    np.testing.assert_array_equal(ops.segment_nunique(x, o).cpu().numpy()[nonempty], g.nunique().to_numpy())
-    np.testing.assert_allclose(ops.segment_median(x, o).cpu().numpy()[nonempty], g.median().to_numpy())
+    np.testing.assert_allclose(
+        ops.segment_std(x, o).cpu().numpy()[lengths > 1], g.std().to_numpy()[lengths[nonempty] > 1]
+    )
+    np.testing.assert_array_equal(
+        ops.segment_nunique(x, o).cpu().numpy()[nonempty], g.nunique().to_numpy()
+    )
+    np.testing.assert_allclose(
+        ops.segment_median(x, o).cpu().numpy()[nonempty], g.median().to_numpy()
+    )
 
 
 def test_std_is_two_pass_stable():
@@ -142,7 +162,11 @@ def test_segment_sort_sorts_within_segments_only(device):
     rng = np.random.default_rng(5)
     values = rng.normal(size=(50, 2)) * 1e3
     offsets = [0, 10, 10, 33, 50]
-    got = ops.segment_sort(torch.tensor(values, device=device), torch.tensor(offsets, device=device)).cpu().numpy()
+    got = (
+        ops.segment_sort(torch.tensor(values, device=device), torch.tensor(offsets, device=device))
+        .cpu()
+        .numpy()
+    )
     want = np.concatenate([np.sort(values[a:b], axis=0) for a, b in zip(offsets[:-1], offsets[1:])])
     np.testing.assert_array_equal(got, want)
 
@@ -165,7 +189,13 @@ def test_offset_and_range_helpers(device):
     offsets = ops.offsets_from_lengths(lengths)
     assert offsets.tolist() == [0, 2, 2, 5]
     assert torch.equal(ops.offsets_from_ids(ops.segment_ids(offsets), 3), offsets)
-    assert ops.expand_ranges(torch.tensor([10, 7, 0], device=device), lengths).tolist() == [10, 11, 0, 1, 2]
+    assert ops.expand_ranges(torch.tensor([10, 7, 0], device=device), lengths).tolist() == [
+        10,
+        11,
+        0,
+        1,
+        2,
+    ]
     a = torch.tensor([1, 1, 2, 2, 2], device=device)
     b = torch.tensor([0, 0, 0, 5, 5], device=device)
     assert ops.run_starts(a).tolist() == [True, False, True, False, False]

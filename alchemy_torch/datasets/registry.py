@@ -46,10 +46,12 @@ class Dataset:
 
     def filter(self, *, min_bag_size: int | None = None, valid: bool = False) -> Dataset:
         """A copy without small or invalid bags (see :func:`.targets.filter_bags`)."""
-        report = replace(self.report, removed=list(self.report.removed),
-                         notes=list(self.report.notes))
-        records, labels = filter_bags(self.records, self.labels, self.kind, report,
-                                      min_bag_size=min_bag_size, valid=valid)
+        report = replace(
+            self.report, removed=list(self.report.removed), notes=list(self.report.notes)
+        )
+        records, labels = filter_bags(
+            self.records, self.labels, self.kind, report, min_bag_size=min_bag_size, valid=valid
+        )
         count(report, records, labels, self.kind)
         return Dataset(self.kind, records, labels, report)
 
@@ -61,8 +63,9 @@ def capture_level(exclude: tuple = ()) -> Callable:
 
     def prepare(records: pd.DataFrame, kind: str) -> pd.DataFrame:
         other = records[TARGET[kind]].isin(exclude).to_numpy()
-        return records.assign(label=np.where(other, -1, 1).astype(np.int8),
-                              detailed_label="capture-level")
+        return records.assign(
+            label=np.where(other, -1, 1).astype(np.int8), detailed_label="capture-level"
+        )
 
     return prepare
 
@@ -72,11 +75,12 @@ def server_port(proto: str, port: int) -> Callable:
     ``proto``/``port`` are malicious, all others unknown."""
 
     def prepare(records: pd.DataFrame, kind: str) -> pd.DataFrame:
-        service = np.where(records["dst"] == records["server"], records["dport"],
-                           records["sport"])
+        service = np.where(records["dst"] == records["server"], records["dport"], records["sport"])
         hit = (records["proto"] == proto).to_numpy() & (service == port)
-        return records.assign(label=np.where(hit, 1, -1).astype(np.int8),
-                              detailed_label=np.where(hit, f"{proto}/{port} rule", ""))
+        return records.assign(
+            label=np.where(hit, 1, -1).astype(np.int8),
+            detailed_label=np.where(hit, f"{proto}/{port} rule", ""),
+        )
 
     return prepare
 
@@ -117,48 +121,94 @@ class Local:
 
 SIMDA_OS_NAMES = ("wpad", "wpad.lan", "dns.msftncsi.com", "www.bing.com")  # and '-' (empty)
 LOCAL = {
-    "flows-iot23-small": Local("flows", (Files("*-labeled.csv.gz"),), notes=(
-        "any Malicious flow makes its responder malicious: includes DDoS and scan victims "
-        "besides C&C/FileDownload servers (SOURCE.md)",)),
-    "flows-ctu13-s6-menti": Local("flows", (Files("*.binetflow.gz"),), rule="ctu13", notes=(
-        "Argus has no per-direction packet counts: packets per direction are estimated "
-        "(TotPkts split in proportion to bytes)",
-        "only ONE malicious (C&C) server: combine with other sets")),
-    "flows-ctu-sme11": Local("flows", (Files("*.conn.log.labeled.gz"),), notes=(
-        "the malicious bag covers 8 minutes of one RemcosRAT capture",)),
+    "flows-iot23-small": Local(
+        "flows",
+        (Files("*-labeled.csv.gz"),),
+        notes=(
+            "any Malicious flow makes its responder malicious: includes DDoS and scan victims "
+            "besides C&C/FileDownload servers (SOURCE.md)",
+        ),
+    ),
+    "flows-ctu13-s6-menti": Local(
+        "flows",
+        (Files("*.binetflow.gz"),),
+        rule="ctu13",
+        notes=(
+            "Argus has no per-direction packet counts: packets per direction are estimated "
+            "(TotPkts split in proportion to bytes)",
+            "only ONE malicious (C&C) server: combine with other sets",
+        ),
+    ),
+    "flows-ctu-sme11": Local(
+        "flows",
+        (Files("*.conn.log.labeled.gz"),),
+        notes=("the malicious bag covers 8 minutes of one RemcosRAT capture",),
+    ),
     "flows-android-mischief-rat01": Local(
-        "flows", (Files("*.conn.log.gz", server_port("tcp", 1337)),), notes=(
+        "flows",
+        (Files("*.conn.log.gz", server_port("tcp", 1337)),),
+        notes=(
             "no label column: README rule tcp/1337 = RAT controller; all other responders "
-            "unknown, so the set holds no benign target",)),
+            "unknown, so the set holds no benign target",
+        ),
+    ),
     "flows-ctu-normal-attacked": Local(
-        "flows", (Files("*.conn.log.labeled.gz", remote_endpoint),), notes=(
+        "flows",
+        (Files("*.conn.log.labeled.gz", remote_endpoint),),
+        notes=(
             "target = remote endpoint; label == direction (inbound attackers vs servers the "
-            "host contacted): near-trivial AUC, a smoke/scale test only",)),
-    "flows-ctu-malware-botnet-4": Local("flows", (Files("*.conn.log.labeled.gz"),), notes=(
-        "labels are noisy (flow-rule based, many mixed targets)",)),
-    "flows-ctu-benign-2023-02-20": Local("flows", (Files("*.conn.log.labeled.gz"),), notes=(
-        "benign only: extra benign bags (different OS/network than the malware captures)",)),
+            "host contacted): near-trivial AUC, a smoke/scale test only",
+        ),
+    ),
+    "flows-ctu-malware-botnet-4": Local(
+        "flows",
+        (Files("*.conn.log.labeled.gz"),),
+        notes=("labels are noisy (flow-rule based, many mixed targets)",),
+    ),
+    "flows-ctu-benign-2023-02-20": Local(
+        "flows",
+        (Files("*.conn.log.labeled.gz"),),
+        notes=("benign only: extra benign bags (different OS/network than the malware captures)",),
+    ),
     "http-stratosphere": Local(
         "http",
-        (Files("ctu-malware-botnet-355-1-simda.*.http.log.gz", capture_level()),
-         Files("ctu-malware-botnet-219-2-kovter.http.log.labeled.gz"),
-         Files("ctu-benign-2023-02-20.http.log.labeled.gz"),
-         Files("ctu-normal-4*-day*.http.log.labeled.gz", inbound_unknown)),
-        left_out=(("ctu-malware-capture-botnet-4.http.log.labeled.gz",
-                   "not in SOURCE.md's benchmark (benign-labeled traffic of an infected host)"),),
-        notes=("positives and negatives come from different captures/OS/years: strong "
-               "capture confound",
-               "Simda requests are malicious at capture level (no per-request labels)")),
+        (
+            Files("ctu-malware-botnet-355-1-simda.*.http.log.gz", capture_level()),
+            Files("ctu-malware-botnet-219-2-kovter.http.log.labeled.gz"),
+            Files("ctu-benign-2023-02-20.http.log.labeled.gz"),
+            Files("ctu-normal-4*-day*.http.log.labeled.gz", inbound_unknown),
+        ),
+        left_out=(
+            (
+                "ctu-malware-capture-botnet-4.http.log.labeled.gz",
+                "not in SOURCE.md's benchmark (benign-labeled traffic of an infected host)",
+            ),
+        ),
+        notes=(
+            "positives and negatives come from different captures/OS/years: strong "
+            "capture confound",
+            "Simda requests are malicious at capture level (no per-request labels)",
+        ),
+    ),
     "dns-stratosphere": Local(
         "dns",
-        (Files("ctu-malware-botnet-355-1-simda.*.dns.log.gz", capture_level(SIMDA_OS_NAMES)),
-         Files("ctu-benign-2023-02-20.dns.log.labeled.gz")),
-        left_out=(("ctu-malware-capture-botnet-4.dns.log.labeled.gz",
-                   "not in SOURCE.md's benchmark (43 rows, flow-rule labels)"),),
-        notes=("Simda domains are malicious at capture level, minus the OS names "
-               f"{', '.join(repr(n) for n in SIMDA_OS_NAMES)}",
-               "different captures (2016-ish sandbox via 8.8.8.8 vs Ubuntu 2023): resolver, "
-               "qtype and time confounds")),
+        (
+            Files("ctu-malware-botnet-355-1-simda.*.dns.log.gz", capture_level(SIMDA_OS_NAMES)),
+            Files("ctu-benign-2023-02-20.dns.log.labeled.gz"),
+        ),
+        left_out=(
+            (
+                "ctu-malware-capture-botnet-4.dns.log.labeled.gz",
+                "not in SOURCE.md's benchmark (43 rows, flow-rule labels)",
+            ),
+        ),
+        notes=(
+            "Simda domains are malicious at capture level, minus the OS names "
+            f"{', '.join(repr(n) for n in SIMDA_OS_NAMES)}",
+            "different captures (2016-ish sandbox via 8.8.8.8 vs Ubuntu 2023): resolver, "
+            "qtype and time confounds",
+        ),
+    ),
 }
 SYNTHETIC = {f"synthetic-{kind}": kind for kind in SYNTHETIC_KINDS}
 
@@ -174,8 +224,14 @@ def default_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def load(name: str, root=None, *, rule: str | None = None, min_bag_size: int | None = None,
-         valid: bool = False) -> Dataset:
+def load(
+    name: str,
+    root=None,
+    *,
+    rule: str | None = None,
+    min_bag_size: int | None = None,
+    valid: bool = False,
+) -> Dataset:
     """The dataset ``name`` (see :func:`available`) with per-target labels and a report.
 
     Real sets are read from ``root/name`` (default :func:`default_root`); remote sets are
@@ -185,18 +241,25 @@ def load(name: str, root=None, *, rule: str | None = None, min_bag_size: int | N
     """
     if name in SYNTHETIC:
         records, labels = synthetic(SYNTHETIC[name])
-        report = Report(name, SYNTHETIC[name], TARGET[SYNTHETIC[name]],
-                        notes=["synthetic.synthetic() defaults"])
+        report = Report(
+            name, SYNTHETIC[name], TARGET[SYNTHETIC[name]], notes=["synthetic.synthetic() defaults"]
+        )
         count(report, records, labels, SYNTHETIC[name])
         ds = Dataset(SYNTHETIC[name], records, labels, report)
     elif name in REMOTE:
         entry = REMOTE[name]
         if entry.kind is None:
-            raise ValueError(f"{name} is an archive: fetch() it, unpack it and read its files "
-                             "with alchemy_torch.io")
+            raise ValueError(
+                f"{name} is an archive: fetch() it, unpack it and read its files "
+                "with alchemy_torch.io"
+            )
         path = fetch(name, cache_dir=root)
-        ds = _build(name, Local(entry.kind, (Files(path.name),), rule=entry.rule,
-                                notes=entry.notes), path.parent, rule)
+        ds = _build(
+            name,
+            Local(entry.kind, (Files(path.name),), rule=entry.rule, notes=entry.notes),
+            path.parent,
+            rule,
+        )
     elif name in LOCAL:
         folder = Path(root) / name if root is not None else default_root() / name
         if not folder.is_dir():
@@ -220,10 +283,15 @@ def _build(name: str, spec: Local, folder: Path, rule: str | None) -> Dataset:
             raise FileNotFoundError(f"{folder}: no file matches {files.pattern!r}")
         for path in paths:
             # flows keep their empty directions here, to count them per class below
-            records = (io.read_flows(path, keep_empty=True) if spec.kind == "flows"
-                       else READERS[spec.kind](path))
-            report.sources[path.name] = {"records": len(records),
-                                         "skipped_lines": records.attrs["skipped_lines"]}
+            records = (
+                io.read_flows(path, keep_empty=True)
+                if spec.kind == "flows"
+                else READERS[spec.kind](path)
+            )
+            report.sources[path.name] = {
+                "records": len(records),
+                "skipped_lines": records.attrs["skipped_lines"],
+            }
             if files.prepare is not None:
                 records = files.prepare(records, spec.kind)
             if "label" not in records.columns:
@@ -237,13 +305,21 @@ def _build(name: str, spec: Local, folder: Path, rule: str | None) -> Dataset:
     records = pd.concat(frames, ignore_index=True)
     unnamed = (records[TARGET[spec.kind]] == "").to_numpy()  # e.g. dns.log queries logged '-'
     if unnamed.any():
-        report.remove("read", f"records with an empty {TARGET[spec.kind]}", "unknown", 0,
-                      unnamed.sum())
+        report.remove(
+            "read", f"records with an empty {TARGET[spec.kind]}", "unknown", 0, unnamed.sum()
+        )
         records = records.loc[~unnamed].reset_index(drop=True)
     if spec.kind == "flows":
         _, full = label_targets(records, spec.kind, rule, Report(name, spec.kind, "server"))
-        records, _ = drop_records(records, full, spec.kind, report, "read",
-                                  "directions with 0 packets", (records["pkts"] == 0).to_numpy())
+        records, _ = drop_records(
+            records,
+            full,
+            spec.kind,
+            report,
+            "read",
+            "directions with 0 packets",
+            (records["pkts"] == 0).to_numpy(),
+        )
     records, labels = label_targets(records, spec.kind, rule, report)
     count(report, records, labels, spec.kind)
     return Dataset(spec.kind, records, labels, report)

@@ -47,10 +47,17 @@ class Remote:
 
 
 def _ctu13(botnet: int, capture: str, sha256: str | None = None) -> Remote:
-    return Remote(f"{_MCFP}/CTU-Malware-Capture-Botnet-{botnet}/detailed-bidirectional-flow-"
-                  f"labels/{capture}.binetflow", sha256, kind="flows", rule="ctu13",
-                  notes=("CTU-13 bidirectional Argus flows; C&C servers malicious, other botnet "
-                         "destinations and Background-only servers removed",))
+    return Remote(
+        f"{_MCFP}/CTU-Malware-Capture-Botnet-{botnet}/detailed-bidirectional-flow-"
+        f"labels/{capture}.binetflow",
+        sha256,
+        kind="flows",
+        rule="ctu13",
+        notes=(
+            "CTU-13 bidirectional Argus flows; C&C servers malicious, other botnet "
+            "destinations and Background-only servers removed",
+        ),
+    )
 
 
 # CTU-13 scenario -> MCFP capture (www.stratosphereips.org/datasets-ctu13); IoT-23 captures
@@ -59,28 +66,69 @@ def _ctu13(botnet: int, capture: str, sha256: str | None = None) -> Remote:
 # shared/data/flows-ctu13-s6-menti (SOURCE.md; identity with the MCFP original is unverified).
 S6_SHA256 = "801800eeda9a5a44868b1e3e492f93dc6d52b5d14566c1d8431c9e85d0d2adaa"
 REMOTE = {
-    **{f"ctu13-{i}": _ctu13(botnet, capture, S6_SHA256 if i == 6 else None)
-       for i, (botnet, capture) in enumerate([
-           (42, "capture20110810"), (43, "capture20110811"), (44, "capture20110812"),
-           (45, "capture20110815"), (46, "capture20110815-2"), (47, "capture20110816"),
-           (48, "capture20110816-2"), (49, "capture20110816-3"), (50, "capture20110817"),
-           (51, "capture20110818"), (52, "capture20110818-2"), (53, "capture20110819"),
-           (54, "capture20110815-3")], start=1)},
-    **{f"iot23-{name}": Remote(
-        f"{_MCFP}/IoT-23-Dataset/IndividualScenarios/CTU-{capture}/bro/conn.log.labeled",
-        kind="flows", rule="any",
-        notes=("IoT-23 Zeek conn.log.labeled; any Malicious flow makes its responder malicious",))
-       for name, capture in [(c, f"IoT-Malware-Capture-{c}") for c in (
-           "1-1", "3-1", "7-1", "8-1", "9-1", "17-1", "20-1", "21-1", "33-1", "34-1", "35-1",
-           "36-1", "39-1", "42-1", "43-1", "44-1", "48-1", "49-1", "52-1", "60-1")]
-       + [(f"honeypot-{c}", f"Honeypot-Capture-{c}") for c in ("4-1", "5-1", "7-1")]},
+    **{
+        f"ctu13-{i}": _ctu13(botnet, capture, S6_SHA256 if i == 6 else None)
+        for i, (botnet, capture) in enumerate(
+            [
+                (42, "capture20110810"),
+                (43, "capture20110811"),
+                (44, "capture20110812"),
+                (45, "capture20110815"),
+                (46, "capture20110815-2"),
+                (47, "capture20110816"),
+                (48, "capture20110816-2"),
+                (49, "capture20110816-3"),
+                (50, "capture20110817"),
+                (51, "capture20110818"),
+                (52, "capture20110818-2"),
+                (53, "capture20110819"),
+                (54, "capture20110815-3"),
+            ],
+            start=1,
+        )
+    },
+    **{
+        f"iot23-{name}": Remote(
+            f"{_MCFP}/IoT-23-Dataset/IndividualScenarios/CTU-{capture}/bro/conn.log.labeled",
+            kind="flows",
+            rule="any",
+            notes=(
+                "IoT-23 Zeek conn.log.labeled; any Malicious flow makes its responder malicious",
+            ),
+        )
+        for name, capture in [
+            (c, f"IoT-Malware-Capture-{c}")
+            for c in (
+                "1-1",
+                "3-1",
+                "7-1",
+                "8-1",
+                "9-1",
+                "17-1",
+                "20-1",
+                "21-1",
+                "33-1",
+                "34-1",
+                "35-1",
+                "36-1",
+                "39-1",
+                "42-1",
+                "43-1",
+                "44-1",
+                "48-1",
+                "49-1",
+                "52-1",
+                "60-1",
+            )
+        ]
+        + [(f"honeypot-{c}", f"Honeypot-Capture-{c}") for c in ("4-1", "5-1", "7-1")]
+    },
     "iot23-small": Remote(f"{_MCFP}/IoT-23-Dataset/iot_23_datasets_small.tar.gz"),  # 8.8 GB
 }
 
 
 def cache_root(cache_dir=None) -> Path:
-    return Path(cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" /
-                "alchemy_torch")
+    return Path(cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "alchemy_torch")
 
 
 def fetch(name: str, cache_dir=None, url: str | None = None, sha256: str | None = None) -> Path:
@@ -99,21 +147,23 @@ def fetch(name: str, cache_dir=None, url: str | None = None, sha256: str | None 
     if dest.exists():
         if expected is None or _sha256(dest) == expected:
             return dest
-        warnings.warn(f"{dest}: cached file has the wrong SHA-256; downloading again",
-                      stacklevel=2)
+        warnings.warn(f"{dest}: cached file has the wrong SHA-256; downloading again", stacklevel=2)
         dest.unlink()
     part = dest.with_name(dest.name + ".part")
     _download(url, part)
     actual = _sha256(part)
     if expected is not None and actual != expected:
         part.unlink()
-        raise ChecksumError(f"{url}: SHA-256 {actual} where {expected} was expected; the "
-                            "download was deleted (pass sha256= if the source changed)")
+        raise ChecksumError(
+            f"{url}: SHA-256 {actual} where {expected} was expected; the "
+            "download was deleted (pass sha256= if the source changed)"
+        )
     os.replace(part, dest)
     if expected is None:
         recorded.write_text(f"{actual}  {dest.name}\n")
-        warnings.warn(f"{name}: no published checksum; recorded SHA-256 {actual} in {recorded}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{name}: no published checksum; recorded SHA-256 {actual} in {recorded}", stacklevel=2
+        )
     return dest
 
 

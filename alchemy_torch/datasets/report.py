@@ -28,21 +28,27 @@ class Report:
     def remove(self, step: str, reason: str, cls: str, targets: int, records: int) -> None:
         """Record a removal (nothing is recorded when both counts are 0)."""
         if targets or records:
-            self.removed.append(dict(step=step, reason=reason, cls=cls, targets=int(targets),
-                                     records=int(records)))
+            self.removed.append(
+                dict(step=step, reason=reason, cls=cls, targets=int(targets), records=int(records))
+            )
 
     def __str__(self) -> str:
         out = [f"Dataset {self.name!r} ({self.kind}; target = {self.target})"]
         if self.sources:
             out.append("  sources:")
             for name, s in self.sources.items():
-                extra = [f"{v:,} {k.replace('_', ' ')}" for k, v in s.items()
-                         if k != "records" and v]
-                out.append(f"    {name}: {s['records']:,} records" +
-                           (f" ({'; '.join(extra)})" if extra else ""))
+                extra = [
+                    f"{v:,} {k.replace('_', ' ')}" for k, v in s.items() if k != "records" and v
+                ]
+                out.append(
+                    f"    {name}: {s['records']:,} records"
+                    + (f" ({'; '.join(extra)})" if extra else "")
+                )
         rows = [(f"{cls}", *self.kept[cls]) for cls in CLASSES if cls in self.kept]
-        removed = [(f"{r['step']}: {r['reason']} [{r['cls']}]", r["targets"], r["records"])
-                   for r in self.removed]
+        removed = [
+            (f"{r['step']}: {r['reason']} [{r['cls']}]", r["targets"], r["records"])
+            for r in self.removed
+        ]
         width = max([len(r[0]) for r in rows + removed] + [30])
         for title, table in (("kept", rows), ("removed (step: reason) [class]", removed)):
             if table:

@@ -39,38 +39,54 @@ KINDS = ("flows", "http", "dns")
 DAY = 86400.0
 FLOW_RECORDS_PER_CONNECTION = 1.9  # a request, and a reply for about 90 % of connections
 _ALNUM = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", np.uint8)
-_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                     np.uint8)
+_B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", np.uint8)
 _CONSONANTS = np.frombuffer(b"bcdfghjklmnpqrstvwxz", np.uint8)
 _VOWELS = np.frombuffer(b"aeiouy", np.uint8)
 _WORDS = pa.array(
     "news shop cloud mail media cdn static img api login account search video music "
     "travel sport weather bank market photo blog forum docs help support store update "
     "portal games maps health food books home office live app data play secure web "
-    "social stream files drive learn jobs auto city radio press tech".split())
+    "social stream files drive learn jobs auto city radio press tech".split()
+)
 _EXT = pa.array(["", "", ".html", ".js", ".css", ".png", ".jpg", ".json", ".php"])
 _TLDS = pa.array(["com", "com", "com", "net", "org", "de", "io", "cz"])
 _DGA_TLDS = pa.array(["com", "net", "info", "ru", "biz", "top"])
-_AGENTS = pa.array([
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0 Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.2 Safari/605.1.15",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0 "
-    "Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 Mobile",
-    "Microsoft-CryptoAPI/10.0", "okhttp/4.12.0", "curl/8.5.0",
-])
-_ODD_AGENTS = pa.array([
-    "", "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)", "Mozilla/4.0 (compatible; MSIE "
-    "7.0; Windows NT 6.1; Trident/4.0)", "WinHTTP", "Python-urllib/2.7", "Go-http-client/1.1",
-])
+_AGENTS = pa.array(
+    [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0 Safari/537.36",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.2 Safari/605.1.15",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0 "
+        "Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 Mobile",
+        "Microsoft-CryptoAPI/10.0",
+        "okhttp/4.12.0",
+        "curl/8.5.0",
+    ]
+)
+_ODD_AGENTS = pa.array(
+    [
+        "",
+        "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)",
+        "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.1; Trident/4.0)",
+        "WinHTTP",
+        "Python-urllib/2.7",
+        "Go-http-client/1.1",
+    ]
+)
 
 
-def synthetic(kind: str, n_targets: int = 1000, malicious_fraction: float = 0.1,
-              seed: int = 0, difficulty: float = 0.5, days: float = 3.0,
-              n_records: int | None = None):
+def synthetic(
+    kind: str,
+    n_targets: int = 1000,
+    malicious_fraction: float = 0.1,
+    seed: int = 0,
+    difficulty: float = 0.5,
+    days: float = 3.0,
+    n_records: int | None = None,
+):
     """Labelled synthetic records of ``kind`` ('flows', 'http', 'dns'); see the module doc.
 
     ``n_targets`` targets (bags), ``round(malicious_fraction * n_targets)`` of them malicious;
@@ -87,17 +103,29 @@ def synthetic(kind: str, n_targets: int = 1000, malicious_fraction: float = 0.1,
     if not 0.0 <= difficulty <= 1.0 or not 0.0 <= malicious_fraction <= 1.0:
         raise ValueError("difficulty and malicious_fraction must lie in [0, 1]")
     rng = np.random.default_rng(seed)
-    units = None if n_records is None else n_records / (
-        FLOW_RECORDS_PER_CONNECTION if kind == "flows" else 1)
+    units = (
+        None
+        if n_records is None
+        else n_records / (FLOW_RECORDS_PER_CONNECTION if kind == "flows" else 1)
+    )
     targets = _Targets(rng, n_targets, malicious_fraction, difficulty, days, units)
     columns, detail = {"flows": flows, "http": http, "dns": dns}[kind](targets)
     names, owner = columns.pop("_names"), columns.pop("owner", targets.owner)
     bad = targets.malicious[owner]
-    records = schema.frame(kind, {**columns, "label": bad.astype(np.int8),
-                                  "detailed_label": np.where(bad, detail, "benign")})
+    records = schema.frame(
+        kind,
+        {
+            **columns,
+            "label": bad.astype(np.int8),
+            "detailed_label": np.where(bad, detail, "benign"),
+        },
+    )
     records = records.sort_values("ts", kind="stable", ignore_index=True)
-    labels = pd.Series(targets.malicious.astype(np.int8),
-                       index=pd.Index(text(names), name=schema.TARGET[kind]), name="label")
+    labels = pd.Series(
+        targets.malicious.astype(np.int8),
+        index=pd.Index(text(names), name=schema.TARGET[kind]),
+        name="label",
+    )
     return records, labels.sort_index()
 
 
@@ -154,8 +182,9 @@ class _Targets:
 
     def clients(self, pool: int = 5000) -> pa.Array:
         """Client address per record: many (Zipf-like reuse) for benign, few for malicious."""
-        n_clients = np.maximum(1, np.rint(self.log_lerp(
-            np.maximum(self.size * 0.4, 1), 1.5, sigma=(0.5, 0.4)))).astype(np.int64)
+        n_clients = np.maximum(
+            1, np.rint(self.log_lerp(np.maximum(self.size * 0.4, 1), 1.5, sigma=(0.5, 0.4)))
+        ).astype(np.int64)
         n_clients = np.minimum(n_clients, self.size)
         local = np.floor(n_clients[self.owner] * self.rng.random(self.n_records) ** 2)
         base = self.rng.integers(0, pool, self.n)
@@ -171,12 +200,15 @@ class _Targets:
         period = np.exp(rng.uniform(np.log(30), np.log(3600), self.n))
         period = np.minimum(period, life / np.maximum(self.size, 1))
         jitter = self.lerp(0.5, 0.05)
-        beacon = (self.pos + jitter[self.owner] * rng.standard_normal(self.n_records)) * \
-            period[self.owner]
+        beacon = (self.pos + jitter[self.owner] * rng.standard_normal(self.n_records)) * period[
+            self.owner
+        ]
         day = np.floor(rng.random(self.n_records) * np.ceil(life[self.owner] / DAY))
-        hour = np.where(rng.random(self.n_records) < 0.8,
-                        rng.normal(14, 3.5, self.n_records) % 24, rng.uniform(0, 24,
-                                                                              self.n_records))
+        hour = np.where(
+            rng.random(self.n_records) < 0.8,
+            rng.normal(14, 3.5, self.n_records) % 24,
+            rng.uniform(0, 24, self.n_records),
+        )
         diurnal = np.minimum(day * DAY + hour * 3600, life[self.owner])
         return start[self.owner] + np.where(periodic, beacon.clip(0, life[self.owner]), diurnal)
 
@@ -257,27 +289,52 @@ def flows(t: _Targets):
     reply_rate = t.lerp(0.97, 0.75).clip(0, 1)
     answered = t.chance(reply_rate)
     udp = rng.random(n) < 0.1 * (1 - t.style)
-    port = np.where(rng.random(n) < t.lerp(0.05, 0.6), rng.integers(1024, 10000, n),
-                    rng.choice([443, 443, 443, 80, 80, 8080, 22], n))
+    port = np.where(
+        rng.random(n) < t.lerp(0.05, 0.6),
+        rng.integers(1024, 10000, n),
+        rng.choice([443, 443, 443, 80, 80, 8080, 22], n),
+    )
     port = np.where(udp, rng.choice([53, 123], n), port)[t.owner]
     udp = udp[t.owner]
     sport = rng.integers(49152, 65536, conns)
     sizes = []  # (packets, bytes) of requests, then of replies
-    for pkts, pkts_sigma, bpp, bpp_sigma in (((8, 3), (1.0, 0.15), (300, 150), (0.6, 0.1)),
-                                             ((12, 3), (1.3, 0.15), (900, 200), (0.5, 0.1))):
-        p = np.maximum(1, np.rint(t.per_record(t.log_lerp(*pkts, (0.4, 0.1)),
-                                               t.lerp(*pkts_sigma)))).astype(np.int64)
+    for pkts, pkts_sigma, bpp, bpp_sigma in (
+        ((8, 3), (1.0, 0.15), (300, 150), (0.6, 0.1)),
+        ((12, 3), (1.3, 0.15), (900, 200), (0.5, 0.1)),
+    ):
+        p = np.maximum(
+            1, np.rint(t.per_record(t.log_lerp(*pkts, (0.4, 0.1)), t.lerp(*pkts_sigma)))
+        ).astype(np.int64)
         b = np.clip(t.per_record(t.log_lerp(*bpp, (0.3, 0.1)), t.lerp(*bpp_sigma)), 40, 1500)
         sizes.append((p, np.rint(p * b).astype(np.int64)))
     flags = np.where(udp, "", "SAPF")
     out = schema.interleave(
-        dict(ts=t.times(), proto=np.where(udp, "udp", "tcp"), server=server,
-             duration=t.per_record(t.log_lerp(2.0, 0.5, (0.8, 0.2)), t.lerp(1.0, 0.3)),
-             owner=t.owner),
-        dict(src=client, dst=server, sport=sport, dport=port, pkts=sizes[0][0],
-             bytes=sizes[0][1], flags=np.where(answered | udp, flags, "S")),
-        dict(src=server, dst=client, sport=port, dport=sport, pkts=sizes[1][0],
-             bytes=sizes[1][1], flags=flags))
+        dict(
+            ts=t.times(),
+            proto=np.where(udp, "udp", "tcp"),
+            server=server,
+            duration=t.per_record(t.log_lerp(2.0, 0.5, (0.8, 0.2)), t.lerp(1.0, 0.3)),
+            owner=t.owner,
+        ),
+        dict(
+            src=client,
+            dst=server,
+            sport=sport,
+            dport=port,
+            pkts=sizes[0][0],
+            bytes=sizes[0][1],
+            flags=np.where(answered | udp, flags, "S"),
+        ),
+        dict(
+            src=server,
+            dst=client,
+            sport=port,
+            dport=sport,
+            pkts=sizes[1][0],
+            bytes=sizes[1][1],
+            flags=flags,
+        ),
+    )
     keep = np.flatnonzero(np.stack([np.ones(conns, bool), answered], axis=1).ravel())
     return {k: schema.take(v, keep) for k, v in out.items()} | {"_names": names}, "c&c"
 
@@ -299,29 +356,46 @@ def http(t: _Targets):
     word_host = join(pick(rng, _WORDS, n), "-", pick(rng, _WORDS, n), ".", pick(rng, _TLDS, n))
     dga_host = join(pronounceable(rng, rng.integers(6, 12, n)), ".", pick(rng, _DGA_TLDS, n))
     host = where(dga, where(rng.random(n) < 0.3, names, dga_host), word_host)
-    fixed = join("/", random_strings(rng, rng.integers(6, 17, 3 * n), _ALNUM),
-                 where(rng.random(3 * n) < 0.5, ".php", ""))  # 3 fixed paths per target
+    fixed = join(
+        "/",
+        random_strings(rng, rng.integers(6, 17, 3 * n), _ALNUM),
+        where(rng.random(3 * n) < 0.5, ".php", ""),
+    )  # 3 fixed paths per target
     word_path = join("/", pick(rng, _WORDS, N), "/", pick(rng, _WORDS, N), pick(rng, _EXT, N))
-    path = where(t.chance(t.lerp(0.03, 0.9)), take(fixed, 3 * t.owner + rng.integers(0, 3, N)),
-                 word_path)
+    path = where(
+        t.chance(t.lerp(0.03, 0.9)), take(fixed, 3 * t.owner + rng.integers(0, 3, N)), word_path
+    )
     blob = join("d=", random_strings(rng, 4 * rng.integers(4, 17, N), _B64))
-    plain = join("id=", digits(rng.integers(1, 100000, N)), "&lang=",
-                 pick(rng, pa.array(["en", "de", "cs", "fr"]), N))
+    plain = join(
+        "id=",
+        digits(rng.integers(1, 100000, N)),
+        "&lang=",
+        pick(rng, pa.array(["en", "de", "cs", "fr"]), N),
+    )
     query = where(t.chance(t.lerp(0.05, 0.8)), blob, where(rng.random(N) < 0.3, plain, ""))
     post = t.chance(t.lerp(0.1, 0.7))
-    agent = where(t.chance(t.lerp(0.02, 0.95)), take(pick(rng, _ODD_AGENTS, n), t.owner),
-                  pick(rng, _AGENTS, N))
+    agent = where(
+        t.chance(t.lerp(0.02, 0.95)),
+        take(pick(rng, _ODD_AGENTS, n), t.owner),
+        pick(rng, _AGENTS, N),
+    )
     referrer = where(t.chance(t.lerp(0.6, 0.05)), join("http://", take(host, t.owner), "/"), "")
     bytes_in = t.per_record(t.log_lerp(5000, 200, (0.5, 0.2)), t.lerp(1.5, 0.3))
-    bytes_out = np.where(post, t.per_record(t.log_lerp(800, 300, (0.5, 0.1)),
-                                            t.lerp(1.0, 0.2)), 0)
+    bytes_out = np.where(post, t.per_record(t.log_lerp(800, 300, (0.5, 0.1)), t.lerp(1.0, 0.2)), 0)
     status = np.where(t.chance(t.lerp(0.15, 0.3)), rng.choice([304, 404, 302, 404], N), 200)
     return {
-        "_names": names, "ts": t.times(), "client": t.clients(), "server": take(names, t.owner),
-        "host": take(host, t.owner), "path": path, "query": query,
-        "method": np.where(post, "POST", "GET"), "user_agent": agent,
+        "_names": names,
+        "ts": t.times(),
+        "client": t.clients(),
+        "server": take(names, t.owner),
+        "host": take(host, t.owner),
+        "path": path,
+        "query": query,
+        "method": np.where(post, "POST", "GET"),
+        "user_agent": agent,
         "bytes_out": np.rint(bytes_out).astype(np.int64),
-        "bytes_in": np.rint(bytes_in).astype(np.int64), "referrer": referrer,
+        "bytes_in": np.rint(bytes_in).astype(np.int64),
+        "referrer": referrer,
         "status": status.astype(np.int64),
     }, "c&c"
 
@@ -341,17 +415,25 @@ def dns(t: _Targets):
     """
     rng, n, N = t.rng, t.n, t.n_records
     dga = rng.random(n) < t.lerp(0.0, 0.85)
-    word = join(pick(rng, pa.array(["", "", "", "", "", "", "www.", "cdn.", "api."]), n),
-                pick(rng, _WORDS, n), "-", pick(rng, _WORDS, n), ".", pick(rng, _TLDS, n))
-    names = where(dga, join(pronounceable(rng, rng.integers(6, 13, n)), ".",
-                            pick(rng, _DGA_TLDS, n)), word)
+    word = join(
+        pick(rng, pa.array(["", "", "", "", "", "", "www.", "cdn.", "api."]), n),
+        pick(rng, _WORDS, n),
+        "-",
+        pick(rng, _WORDS, n),
+        ".",
+        pick(rng, _TLDS, n),
+    )
+    names = where(
+        dga, join(pronounceable(rng, rng.integers(6, 13, n)), ".", pick(rng, _DGA_TLDS, n)), word
+    )
     duplicate = pd.Series(names.to_numpy(zero_copy_only=False)).duplicated().to_numpy()
     names = join(names, where(duplicate, digits(np.arange(n)), ""))  # unique domains
     cdn = rng.random(n) < 0.15 * (1 - t.style)
     flux = np.maximum(t.lerp(0.0, 1.0), 0.6 * cdn)
     nx = t.chance(t.lerp(0.02, 0.35))
-    n_answers = np.where(nx, 0, 1 + np.floor(rng.random(N) * (1 + 5 * flux[t.owner]))
-                         ).astype(np.int64)
+    n_answers = np.where(nx, 0, 1 + np.floor(rng.random(N) * (1 + 5 * flux[t.owner]))).astype(
+        np.int64
+    )
     pool = np.rint(np.exp((1 - flux) * np.log(2) + flux * np.log(300))).astype(np.int64)
     record = np.repeat(np.arange(N), n_answers)
     offsets = np.concatenate([[0], np.cumsum(n_answers)])
@@ -364,12 +446,18 @@ def dns(t: _Targets):
     ts = t.times()
     ttl_domain = np.exp(rng.uniform(np.log(300), np.log(DAY), n))[t.owner]
     low = (rng.random(n) < np.maximum(t.lerp(0.0, 1.0), cdn))[t.owner]
-    ttl = np.where(low, rng.uniform(10, 300, N),
-                   np.where(rng.random(N) < 0.5, ttl_domain - np.mod(ts, ttl_domain), ttl_domain))
+    ttl = np.where(
+        low,
+        rng.uniform(10, 300, N),
+        np.where(rng.random(N) < 0.5, ttl_domain - np.mod(ts, ttl_domain), ttl_domain),
+    )
     ttls = np.repeat(np.maximum(np.rint(ttl), 0).astype(np.int64), n_answers)
     offsets = pa.array(offsets, pa.int64())
     return {
-        "_names": names, "ts": ts, "client": t.clients(), "query": take(names, t.owner),
+        "_names": names,
+        "ts": ts,
+        "client": t.clients(),
+        "query": take(names, t.owner),
         "qtype": np.where(aaaa, "AAAA", "A"),
         "rcode": np.where(nx, "NXDOMAIN", "NOERROR"),
         "answers": _lists(pa.LargeListArray.from_arrays(offsets, addresses)),

@@ -47,14 +47,18 @@ def label_targets(records: pd.DataFrame, kind: str, rule: str, report: Report):
     elif rule == "majority":
         cls[mal > ben] = 1
         cls[ben > mal] = 0
-        _remove(report, "label", "tie between malicious and benign records",
-                (mal == ben) & (mal > 0), size)
+        _remove(
+            report,
+            "label",
+            "tie between malicious and benign records",
+            (mal == ben) & (mal > 0),
+            size,
+        )
     else:
         cc = records["detailed_label"].str.contains(CC, regex=True).to_numpy(bool) & (label == 1)
         cls[np.bincount(codes, weights=cc, minlength=n_bags) > 0] = 1
         cls[(mal == 0) & (ben > 0)] = 0
-        _remove(report, "label", "botnet flows but no C&C (victims)", (cls == -1) & (mal > 0),
-                size)
+        _remove(report, "label", "botnet flows but no C&C (victims)", (cls == -1) & (mal > 0), size)
     _remove(report, "label", "no malicious or benign record", (mal == 0) & (ben == 0), size)
     if rule != "majority":
         mixed = int(((cls == 1) & (ben > 0)).sum())
@@ -62,8 +66,7 @@ def label_targets(records: pd.DataFrame, kind: str, rule: str, report: Report):
             report.notes.append(f"{mixed} malicious target(s) also have benign records")
     kept = cls[codes] >= 0
     records = records.loc[kept].reset_index(drop=True)
-    labels = pd.Series(cls[cls >= 0], index=pd.Index(names[cls >= 0], name=target),
-                       name="label")
+    labels = pd.Series(cls[cls >= 0], index=pd.Index(names[cls >= 0], name=target), name="label")
     return records, labels
 
 
@@ -80,8 +83,15 @@ def count(report: Report, records: pd.DataFrame, labels: pd.Series, kind: str) -
     }
 
 
-def filter_bags(records: pd.DataFrame, labels: pd.Series, kind: str, report: Report, *,
-                min_bag_size: int | None = None, valid: bool = False):
+def filter_bags(
+    records: pd.DataFrame,
+    labels: pd.Series,
+    kind: str,
+    report: Report,
+    *,
+    min_bag_size: int | None = None,
+    valid: bool = False,
+):
     """Apply the explicit bag filters, counting what each removes per class.
 
     ``valid`` (METHOD.md 2.3): first drop records that cannot be used -- flows with 0 packets,
@@ -90,15 +100,23 @@ def filter_bags(records: pd.DataFrame, labels: pd.Series, kind: str, report: Rep
     ``min_bag_size`` alone keeps bags of at least that many records.
     """
     if valid:
-        records, labels = drop_records(records, labels, kind, report, "valid",
-                                _invalid_reason(kind), _invalid(records, kind))
+        records, labels = drop_records(
+            records, labels, kind, report, "valid", _invalid_reason(kind), _invalid(records, kind)
+        )
         if min_bag_size is None:
             min_bag_size = MIN_VALID_BAG
     if min_bag_size:
         target = TARGET[kind]
         size = records.groupby(target, sort=False)[target].transform("size").to_numpy()
-        records, labels = drop_records(records, labels, kind, report, "min_bag_size",
-                                f"bags under {min_bag_size} records", size < min_bag_size)
+        records, labels = drop_records(
+            records,
+            labels,
+            kind,
+            report,
+            "min_bag_size",
+            f"bags under {min_bag_size} records",
+            size < min_bag_size,
+        )
     return records, labels
 
 
@@ -118,9 +136,11 @@ def drop_records(records, labels, kind, report, step, reason, bad: np.ndarray):
 
 
 def _invalid_reason(kind: str) -> str:
-    return {"flows": "records with 0 packets",
-            "http": "requests with an unparseable URL",
-            "dns": "not A/AAAA or no address answer"}[kind]
+    return {
+        "flows": "records with 0 packets",
+        "http": "requests with an unparseable URL",
+        "dns": "not A/AAAA or no address answer",
+    }[kind]
 
 
 def _invalid(records: pd.DataFrame, kind: str) -> np.ndarray:
@@ -133,6 +153,7 @@ def _invalid(records: pd.DataFrame, kind: str) -> np.ndarray:
         return ~ok.to_numpy(bool)
     flat = records["answers"].explode()
     address = flat.astype("str").str.match(_ADDRESS)
-    has_address = address.fillna(False).groupby(level=0).any().reindex(records.index,
-                                                                      fill_value=False)
+    has_address = (
+        address.fillna(False).groupby(level=0).any().reindex(records.index, fill_value=False)
+    )
     return ~(records["qtype"].isin(["A", "AAAA"]) & has_address).to_numpy(bool)

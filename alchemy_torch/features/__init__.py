@@ -3,6 +3,7 @@
 ``make(kind, **options)`` returns the extractor; ``describe(kind, **options)`` its table of
 features and their behaviour under resampling (also ``python -m alchemy_torch.features KIND``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -11,7 +12,16 @@ import pandas as pd
 
 from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments, stats5
 
-__all__ = ["make", "describe", "KINDS", "Behaviour", "Feature", "FeatureExtractor", "Segments", "stats5"]
+__all__ = [
+    "make",
+    "describe",
+    "KINDS",
+    "Behaviour",
+    "Feature",
+    "FeatureExtractor",
+    "Segments",
+    "stats5",
+]
 
 #: kind -> "module:Class" of its extractor
 KINDS = {

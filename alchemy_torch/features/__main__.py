@@ -1,4 +1,5 @@
 """Print a kind's feature table: ``python -m alchemy_torch.features flows [option=value ...]``."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     options = dict(o.split("=", 1) for o in args.options)
     table = describe(args.kind, **{k: _value(v) for k, v in options.items()})
-    with pd.option_context("display.max_rows", None, "display.max_colwidth", 80, "display.width", 200):
+    with pd.option_context(
+        "display.max_rows", None, "display.max_colwidth", 80, "display.width", 200
+    ):
         print(table.to_string(index=False))
     print(f"\n{len(table)} features; behaviours: {table['behaviour'].value_counts().to_dict()}")
 

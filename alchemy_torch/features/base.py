@@ -4,6 +4,7 @@ An extractor maps pseudo-bags to vectors: ``extractor(bags, draws)`` -> (P, D) f
 one row per draw, on the bags' device. ``draws=None`` means the originals (one draw per
 target holding all of its records), so originals and pseudo-bags take the same code path.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,16 +26,18 @@ __all__ = ["Behaviour", "Feature", "FeatureExtractor", "Segments", "stats5", "ST
 class Behaviour(str, Enum):
     """How a feature reacts when a bag is replaced by a random subset of rate rho (METHOD.md §8)."""
 
-    INVARIANT = "invariant"            # exactly unchanged (e.g. % digits of the domain name)
-    CENTRED = "centred"                # unbiased or approximately invariant: means, ratios, fractions
-    SPREAD = "spread"                  # variance-inflated but roughly centred: std, median, entropy, kurtosis
-    RATE_SENSITIVE = "rate-sensitive"  # systematically shifted by rho: counts, extremes, lifetimes, gaps
-    GLOBAL = "global"                  # depends on corpus-wide context learnt in fit()
+    INVARIANT = "invariant"  # exactly unchanged (e.g. % digits of the domain name)
+    CENTRED = "centred"  # unbiased or approximately invariant: means, ratios, fractions
+    SPREAD = "spread"  # variance-inflated but roughly centred: std, median, entropy, kurtosis
+    RATE_SENSITIVE = (
+        "rate-sensitive"  # systematically shifted by rho: counts, extremes, lifetimes, gaps
+    )
+    GLOBAL = "global"  # depends on corpus-wide context learnt in fit()
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One output column: its name (``{scope}_{stat}_{field}``), behaviour and a short definition."""
+    """One output column: name (``{scope}_{stat}_{field}``), behaviour, short definition."""
 
     name: str
     behaviour: Behaviour
@@ -42,8 +45,13 @@ class Feature:
 
 
 STATS5 = ("mean", "std", "min", "max", "median")
-_STATS5_BEHAVIOUR = {"mean": Behaviour.CENTRED, "std": Behaviour.SPREAD, "min": Behaviour.RATE_SENSITIVE,
-                     "max": Behaviour.RATE_SENSITIVE, "median": Behaviour.SPREAD}
+_STATS5_BEHAVIOUR = {
+    "mean": Behaviour.CENTRED,
+    "std": Behaviour.SPREAD,
+    "min": Behaviour.RATE_SENSITIVE,
+    "max": Behaviour.RATE_SENSITIVE,
+    "median": Behaviour.SPREAD,
+}
 
 
 def stats5(values: Tensor, offsets: Tensor, sorted_values: Tensor | None = None) -> Tensor:
@@ -59,16 +67,24 @@ def stats5(values: Tensor, offsets: Tensor, sorted_values: Tensor | None = None)
         sorted_values = seg.segment_sort(values, offsets)
     elif sorted_values.dim() == 1:
         sorted_values = sorted_values.unsqueeze(1)
-    parts = [seg.segment_mean(values, offsets), seg.segment_std(values, offsets, correction=0),
-             seg.segment_min(values, offsets), seg.segment_max(values, offsets),
-             seg.segment_median(values, offsets, sorted_x=sorted_values)]
+    parts = [
+        seg.segment_mean(values, offsets),
+        seg.segment_std(values, offsets, correction=0),
+        seg.segment_min(values, offsets),
+        seg.segment_max(values, offsets),
+        seg.segment_median(values, offsets, sorted_x=sorted_values),
+    ]
     return torch.stack(parts, dim=2).reshape(offsets.numel() - 1, -1)
 
 
 def stats5_features(scope: str, field: str, description: str = "") -> list[Feature]:
     """The five :func:`stats5` features of one field, named ``{scope}_{stat}_{field}``."""
-    return [Feature(f"{scope}_{stat}_{field}", _STATS5_BEHAVIOUR[stat], f"{stat} of {description or field}")
-            for stat in STATS5]
+    return [
+        Feature(
+            f"{scope}_{stat}_{field}", _STATS5_BEHAVIOUR[stat], f"{stat} of {description or field}"
+        )
+        for stat in STATS5
+    ]
 
 
 @dataclass
@@ -141,19 +157,28 @@ class FeatureExtractor:
         self._check_kind(bags)
         out = self.compute(Segments.of(bags, draws)).to(self.dtype)
         if out.shape[1] != len(self.features):
-            raise RuntimeError(f"{type(self).__name__} computed {out.shape[1]} columns for {len(self.features)} names")
+            raise RuntimeError(
+                f"{type(self).__name__} computed {out.shape[1]} columns "
+                f"for {len(self.features)} names"
+            )
         return out
 
-    def iter_draws(self, bags: Bags, resampler: Resampler, seed: int) -> Iterator[tuple[Tensor, Draws]]:
+    def iter_draws(
+        self, bags: Bags, resampler: Resampler, seed: int
+    ) -> Iterator[tuple[Tensor, Draws]]:
         """(features, draws) per memory chunk of ``resampler``'s draws."""
         for draws in resampler.iter_draws(bags, seed):
             yield self(bags, draws), draws
 
     def describe(self) -> pd.DataFrame:
         """One row per feature: name, behaviour under resampling, definition."""
-        return pd.DataFrame([(f.name, f.behaviour.value, f.description) for f in self.features],
-                            columns=["feature", "behaviour", "description"])
+        return pd.DataFrame(
+            [(f.name, f.behaviour.value, f.description) for f in self.features],
+            columns=["feature", "behaviour", "description"],
+        )
 
     def _check_kind(self, bags: Bags) -> None:
         if bags.kind != self.kind:
-            raise ValueError(f"{type(self).__name__} extracts {self.kind!r} features, got {bags.kind!r} bags")
+            raise ValueError(
+                f"{type(self).__name__} extracts {self.kind!r} features, got {bags.kind!r} bags"
+            )

@@ -28,8 +28,8 @@ Answers (``address`` = an answer that parses as an IPv4/IPv6 address, compared i
 5. ``answer_nunique_ip``: distinct addresses.
 6. ``answer_nunique_country``: distinct countries of those addresses, only with ``geoip`` (a
    MaxMind ``.mmdb`` read with ``maxminddb``, or a CSV of ``prefix,country`` rows, header
-   optional, longest prefix wins); addresses without a country are not counted. Without ``geoip`` the feature is
-   dropped, with a warning.
+   optional, longest prefix wins); addresses without a country are not counted. Without
+   ``geoip`` the feature is dropped, with a warning.
 7. ``ip_nunique_other_domains``: distinct domains other than the target that resolved to any of
    the draw's addresses, in the IP -> domains index that :meth:`DnsFeatures.fit` builds from the
    training bags (GLOBAL: the index does not shrink with the draw). Addresses never seen in
@@ -69,6 +69,7 @@ min(longest lifetime, about 28 x the most active hours of one draw) times and it
 O(active hours x 28). Daily similarity costs O(sum over draws of days^2 x 24) and feature 7
 O(sum over draws of the index lists of their addresses); both run in memory-bounded chunks.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -91,7 +92,8 @@ __all__ = ["DnsFeatures", "MULTI_LABEL_SUFFIXES", "TTL_EDGES"]
 
 #: Common public suffixes of two labels (an approximation of the Public Suffix List).
 MULTI_LABEL_SUFFIXES = frozenset(
-    f"{second}.{tld}" for tld, seconds in {
+    f"{second}.{tld}"
+    for tld, seconds in {
         "uk": "co org ac gov me net ltd plc nhs sch",
         "au": "com net org edu gov asn id",
         "nz": "co org net ac govt school geek",
@@ -121,7 +123,8 @@ MULTI_LABEL_SUFFIXES = frozenset(
         "co": "com org net edu gov",
         "pe": "com org net edu gob",
         "ru": "com org net",
-    }.items() for second in seconds.split()
+    }.items()
+    for second in seconds.split()
 )
 
 #: TTL range edges of feature 11 (seconds).
@@ -135,16 +138,22 @@ _SHARING_PAIRS_PER_CHUNK = 1 << 22
 class _Index:
     """IP -> domains of the training corpus: CSR over ``ips`` (sorted canonical strings)."""
 
-    ips: np.ndarray          # (I,) canonical address strings
-    domains: np.ndarray      # (T,) training domains
-    offsets: Tensor          # (I+1,) int64
-    domain_ids: Tensor       # (E,) int64, sorted within each ip
-    keys: Tensor             # (E,) int64 ip * len(domains) + domain, sorted
-    token: str               # identifies this fit in per-Bags caches
+    ips: np.ndarray  # (I,) canonical address strings
+    domains: np.ndarray  # (T,) training domains
+    offsets: Tensor  # (I+1,) int64
+    domain_ids: Tensor  # (E,) int64, sorted within each ip
+    keys: Tensor  # (E,) int64 ip * len(domains) + domain, sorted
+    token: str  # identifies this fit in per-Bags caches
 
     def to(self, device) -> "_Index":
-        return _Index(self.ips, self.domains, self.offsets.to(device), self.domain_ids.to(device),
-                      self.keys.to(device), self.token)
+        return _Index(
+            self.ips,
+            self.domains,
+            self.offsets.to(device),
+            self.domain_ids.to(device),
+            self.keys.to(device),
+            self.token,
+        )
 
 
 class DnsFeatures(FeatureExtractor):
@@ -160,10 +169,18 @@ class DnsFeatures(FeatureExtractor):
     kind = "dns"
     NAME_SCOPES = ("registered", "fqdn")
 
-    def __init__(self, geoip: str | Path | None = None, monitoring_period: float | None = None,
-                 short_life_hours: float = 72.0, window_hours: int = 8, local_max: float = 0.1,
-                 cusum_max: float = 1.0, include_cname_ttls: bool = False, name_scope: str = "registered",
-                 dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        geoip: str | Path | None = None,
+        monitoring_period: float | None = None,
+        short_life_hours: float = 72.0,
+        window_hours: int = 8,
+        local_max: float = 0.1,
+        cusum_max: float = 1.0,
+        include_cname_ttls: bool = False,
+        name_scope: str = "registered",
+        dtype: torch.dtype = torch.float64,
+    ):
         super().__init__(dtype)
         if name_scope not in self.NAME_SCOPES:
             raise ValueError(f"name_scope must be one of {self.NAME_SCOPES}, got {name_scope!r}")
@@ -174,16 +191,21 @@ class DnsFeatures(FeatureExtractor):
         if int(window_hours) != window_hours or window_hours < 1:
             raise ValueError(f"window_hours must be an integer >= 1, got {window_hours!r}")
         if not (local_max > 0 and cusum_max > 0):
-            raise ValueError(f"local_max and cusum_max must be > 0, got {local_max!r}, {cusum_max!r}")
+            raise ValueError(
+                f"local_max and cusum_max must be > 0, got {local_max!r}, {cusum_max!r}"
+            )
         self.monitoring_period = None if monitoring_period is None else float(monitoring_period)
         self.short_life_hours, self.window_hours = float(short_life_hours), int(window_hours)
         self.local_max, self.cusum_max = float(local_max), float(cusum_max)
         self.include_cname_ttls, self.name_scope = bool(include_cname_ttls), name_scope
         self.geoip = None if geoip is None else _GeoIP(geoip)
         if self.geoip is None:
-            warnings.warn("DnsFeatures: no geoip database given, so 'answer_nunique_country' (number of "
-                          "distinct countries) is dropped; pass geoip=PATH (.mmdb or prefix,country CSV)",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                "DnsFeatures: no geoip database given, so 'answer_nunique_country' (number of "
+                "distinct countries) is dropped; pass geoip=PATH (.mmdb or prefix,country CSV)",
+                UserWarning,
+                stacklevel=2,
+            )
         self.period_: float | None = None
         self._index: _Index | None = None
         self._index_on: dict = {}
@@ -194,65 +216,123 @@ class DnsFeatures(FeatureExtractor):
         b = Behaviour
         ttl = "TTLs of " + ("all answers" if self.include_cname_ttls else "address answers")
         out = [
-            Feature("bag_flag_short_life", b.RATE_SENSITIVE, f"1 if lifetime < {self.short_life_hours:g} h"),
+            Feature(
+                "bag_flag_short_life",
+                b.RATE_SENSITIVE,
+                f"1 if lifetime < {self.short_life_hours:g} h",
+            ),
             Feature("bag_ratio_lifetime", b.RATE_SENSITIVE, "lifetime / monitoring period"),
-            Feature("day_mean_distance", b.SPREAD, "mean Euclidean distance between z-normalised 24-h day vectors"),
-            Feature("hour_count_changepoints", b.RATE_SENSITIVE, "CUSUM change points of the hourly series"),
-            Feature("hour_std_changepoint_gaps", b.SPREAD, "std of the hours between consecutive change points"),
+            Feature(
+                "day_mean_distance",
+                b.SPREAD,
+                "mean Euclidean distance between z-normalised 24-h day vectors",
+            ),
+            Feature(
+                "hour_count_changepoints",
+                b.RATE_SENSITIVE,
+                "CUSUM change points of the hourly series",
+            ),
+            Feature(
+                "hour_std_changepoint_gaps",
+                b.SPREAD,
+                "std of the hours between consecutive change points",
+            ),
             Feature("hour_ratio_active", b.RATE_SENSITIVE, "hours with a query / lifetime hours"),
-            Feature("answer_nunique_ip", b.RATE_SENSITIVE, "distinct IP addresses among the answers"),
+            Feature(
+                "answer_nunique_ip", b.RATE_SENSITIVE, "distinct IP addresses among the answers"
+            ),
         ]
         if self.geoip is not None:
-            out.append(Feature("answer_nunique_country", b.RATE_SENSITIVE, "distinct countries of those IPs (GeoIP)"))
+            out.append(
+                Feature(
+                    "answer_nunique_country",
+                    b.RATE_SENSITIVE,
+                    "distinct countries of those IPs (GeoIP)",
+                )
+            )
         out += [
-            Feature("ip_nunique_other_domains", b.GLOBAL, "other training domains resolving to any of those IPs"),
+            Feature(
+                "ip_nunique_other_domains",
+                b.GLOBAL,
+                "other training domains resolving to any of those IPs",
+            ),
             Feature("answer_mean_ttl", b.CENTRED, f"mean of the {ttl}"),
             Feature("answer_std_ttl", b.SPREAD, f"std of the {ttl}"),
             Feature("answer_nunique_ttl", b.RATE_SENSITIVE, f"distinct {ttl}"),
-            Feature("record_changes_ttl", b.RATE_SENSITIVE, "changes of the per-record minimum TTL in time order"),
+            Feature(
+                "record_changes_ttl",
+                b.RATE_SENSITIVE,
+                "changes of the per-record minimum TTL in time order",
+            ),
         ]
         for lo, hi in zip(TTL_EDGES[:-1], TTL_EDGES[1:]):
-            out.append(Feature(f"answer_frac_ttl_{lo:g}_{hi:g}", b.CENTRED, f"fraction of {ttl} in [{lo:g}, {hi:g})"))
-        scope = "registered-domain label" if self.name_scope == "registered" else "FQDN without dots"
+            out.append(
+                Feature(
+                    f"answer_frac_ttl_{lo:g}_{hi:g}",
+                    b.CENTRED,
+                    f"fraction of {ttl} in [{lo:g}, {hi:g})",
+                )
+            )
+        scope = (
+            "registered-domain label" if self.name_scope == "registered" else "FQDN without dots"
+        )
         out.append(Feature("name_ratio_digits", b.INVARIANT, f"digits / characters of the {scope}"))
         return out
 
     # ------------------------------------------------------------------ fit
     def fit(self, bags: Bags) -> "DnsFeatures":
-        """Learn the monitoring period (unless given) and the IP -> domains index from TRAINING bags."""
+        """Learn the monitoring period (unless given), the IP -> domains index: TRAINING bags."""
         self._check_kind(bags)
         ts = bags.columns["ts"]
-        self.period_ = self.monitoring_period if self.monitoring_period is not None else float(ts.max() - ts.min())
+        self.period_ = (
+            self.monitoring_period
+            if self.monitoring_period is not None
+            else float(ts.max() - ts.min())
+        )
         ip_of_answer, ip_names = _answer_ips(bags)
         items = bags.ragged["answers"].numel()
         record = seg.segment_ids(bags.ragged_offsets, items)
         domain = seg.segment_ids(bags.offsets, bags.num_records)[record]
         ip = ip_of_answer[bags.ragged["answers"]]
         keep = ip >= 0
-        pairs = torch.unique(ip[keep] * len(bags) + domain[keep]).cpu()   # sorted by (ip, domain)
-        used, ip_compact = torch.unique(torch.div(pairs, len(bags), rounding_mode="floor"), return_inverse=True)
+        pairs = torch.unique(ip[keep] * len(bags) + domain[keep]).cpu()  # sorted by (ip, domain)
+        used, ip_compact = torch.unique(
+            torch.div(pairs, len(bags), rounding_mode="floor"), return_inverse=True
+        )
         offsets = torch.zeros(used.numel() + 1, dtype=torch.int64)
         offsets[1:] = torch.bincount(ip_compact, minlength=used.numel()).cumsum(0)
         domain_ids = pairs % len(bags)
-        self._index = _Index(ips=ip_names[used.numpy()], domains=bags.targets, offsets=offsets, domain_ids=domain_ids,
-                             keys=ip_compact * len(bags) + domain_ids, token=uuid.uuid4().hex)
+        self._index = _Index(
+            ips=ip_names[used.numpy()],
+            domains=bags.targets,
+            offsets=offsets,
+            domain_ids=domain_ids,
+            keys=ip_compact * len(bags) + domain_ids,
+            token=uuid.uuid4().hex,
+        )
         self._index_on = {}
         return self
 
     # ------------------------------------------------------------------ compute
     def compute(self, segments: Segments) -> Tensor:
         if self._index is None:
-            raise RuntimeError("DnsFeatures is not fitted: call extractor.fit(train_bags) first (it learns the "
-                               "IP -> domains index of 'ip_nunique_other_domains' and the monitoring period)")
+            raise RuntimeError(
+                "DnsFeatures is not fitted: call extractor.fit(train_bags) first (it learns the "
+                "IP -> domains index of 'ip_nunique_other_domains' and the monitoring period)"
+            )
         offsets, ids = segments.offsets, segments.ids
         ts = segments.column("ts")
         first, last = seg.segment_min(ts, offsets), seg.segment_max(ts, offsets)
         nonempty = offsets.diff() > 0
         span = last - first
-        cols = [nonempty & (span / 3600.0 < self.short_life_hours),
-                span / self.period_ if self.period_ > 0 else torch.zeros_like(span),
-                _daily_distance(ts, ids, offsets)]
-        cols += self._hourly(ts, ids, first, torch.where(nonempty, torch.floor(span / 3600.0).long() + 1, 0))
+        cols = [
+            nonempty & (span / 3600.0 < self.short_life_hours),
+            span / self.period_ if self.period_ > 0 else torch.zeros_like(span),
+            _daily_distance(ts, ids, offsets),
+        ]
+        cols += self._hourly(
+            ts, ids, first, torch.where(nonempty, torch.floor(span / 3600.0).long() + 1, 0)
+        )
         cols += self._answers(segments, ids)
         cols.append(_name_digit_ratio(segments.bags, self.name_scope)[segments.owner])
         return torch.stack([c.to(torch.float64) for c in cols], dim=1)
@@ -271,8 +351,14 @@ class DnsFeatures(FeatureExtractor):
         n_cp, gap_std = self._changepoints(bin_draw, bin_hour, counts, bin_offsets, lifetime)
         return [n_cp, gap_std, bin_offsets.diff().to(torch.float64) / lifetime.clamp(min=1)]
 
-    def _changepoints(self, bin_draw: Tensor, bin_hour: Tensor, counts: Tensor, bin_offsets: Tensor,
-                      lifetime: Tensor) -> tuple[Tensor, Tensor]:
+    def _changepoints(
+        self,
+        bin_draw: Tensor,
+        bin_hour: Tensor,
+        counts: Tensor,
+        bin_offsets: Tensor,
+        lifetime: Tensor,
+    ) -> tuple[Tensor, Tensor]:
         """(P,) number of CUSUM change points and (P,) std of the gaps between them.
 
         Active hours: (H,) draw, hour and count, sorted by (draw, hour), CSR ``bin_offsets``.
@@ -289,7 +375,9 @@ class DnsFeatures(FeatureExtractor):
         if run_draw.numel() == 0:
             return zeros, zeros
         new = torch.ones(run_draw.numel(), dtype=torch.bool, device=run_draw.device)
-        new[1:] = (run_draw[1:] != run_draw[:-1]) | (lo[1:] > hi[:-1] + 1)   # lo, hi non-decreasing per draw
+        new[1:] = (run_draw[1:] != run_draw[:-1]) | (
+            lo[1:] > hi[:-1] + 1
+        )  # lo, hi non-decreasing per draw
         first = torch.nonzero(new).squeeze(1)
         last = torch.cat([first[1:] - 1, first.new_tensor([new.numel() - 1])])
         run_lo, run_len = lo[first], hi[last] - lo[first] + 1
@@ -301,11 +389,13 @@ class DnsFeatures(FeatureExtractor):
         # window sums: the counts of every run laid out densely with W empty hours on each side
         # (no other active hour of the draw can fall in a window of the run's steps)
         padded = run_len + 2 * w
-        origin = torch.cumsum(padded, 0) - padded + w - run_lo          # position of hour h = origin + h
+        origin = torch.cumsum(padded, 0) - padded + w - run_lo  # position of hour h = origin + h
         dense = torch.zeros(int(padded.sum()), dtype=torch.int64, device=t.device)
         run_of_bin = new.cumsum(0) - 1
         dense[origin[run_of_bin] + bin_hour[ok]] = counts[ok]
-        cum = torch.cat([dense.new_zeros(1), dense.cumsum(0)]).to(torch.float64)   # exact: integer sums
+        cum = torch.cat([dense.new_zeros(1), dense.cumsum(0)]).to(
+            torch.float64
+        )  # exact: integer sums
         pos = origin[run_of_step] + t
         n_minus = t.clamp(max=w).to(torch.float64)
         n_plus = (lifetime[step_draw] - t).clamp(max=w).to(torch.float64)
@@ -318,13 +408,15 @@ class DnsFeatures(FeatureExtractor):
         return cp_offsets.diff().to(torch.float64), seg.segment_std(gaps, gap_offsets, correction=0)
 
     def _cusum(self, d: Tensor, t: Tensor, step_offsets: Tensor) -> Tensor:
-        """(T,) bool change-point flags of the steps (CSR per draw): one iteration per step index."""
+        """(T,) bool change-point flags of the steps (CSR per draw); one loop step per index."""
         device, w = d.device, self.window_hours
         lengths = step_offsets.diff()
         order = torch.argsort(lengths, descending=True, stable=True)
         start = step_offsets[:-1][order]
         longest = int(lengths.max())
-        active = (lengths.numel() - torch.bincount(lengths, minlength=longest + 1).cumsum(0)[:longest]).tolist()
+        active = (
+            lengths.numel() - torch.bincount(lengths, minlength=longest + 1).cumsum(0)[:longest]
+        ).tolist()
         level = torch.zeros(lengths.numel(), dtype=torch.float64, device=device)
         last = torch.full((lengths.numel(),), -w, dtype=torch.int64, device=device)
         flags = torch.zeros(d.numel(), dtype=torch.bool, device=device)
@@ -332,7 +424,9 @@ class DnsFeatures(FeatureExtractor):
             idx = start[:n] + j
             tj = t[idx]
             s = (level[:n] + d[idx] - self.local_max).clamp(min=0.0)
-            s = torch.where(tj < last[:n] + w, torch.zeros_like(s), s)     # held at 0 after a change point
+            s = torch.where(
+                tj < last[:n] + w, torch.zeros_like(s), s
+            )  # held at 0 after a change point
             hit = s > self.cusum_max
             level[:n] = torch.where(hit, torch.zeros_like(s), s)
             last[:n] = torch.where(hit, tj, last[:n])
@@ -353,7 +447,11 @@ class DnsFeatures(FeatureExtractor):
         if self.geoip is not None:
             country = _ip_countries(bags, self.geoip)[ip]
             known = country >= 0
-            cols.append(torch.bincount(_distinct_pairs(ip_draw[known], country[known])[0], minlength=n_draws))
+            cols.append(
+                torch.bincount(
+                    _distinct_pairs(ip_draw[known], country[known])[0], minlength=n_draws
+                )
+            )
         cols.append(self._other_domains(bags, ip_draw, ip, segments.owner))
 
         ttl, ttl_draw = bags.ragged["ttls"][items], item_draw
@@ -362,11 +460,17 @@ class DnsFeatures(FeatureExtractor):
         ttl_offsets = seg.offsets_from_ids(ttl_draw, n_draws)
         distinct_ttls = torch.bincount(_distinct_pairs(ttl_draw, ttl)[0], minlength=n_draws)
         ttl = ttl.to(torch.float64)
-        cols += [seg.segment_mean(ttl, ttl_offsets), seg.segment_std(ttl, ttl_offsets, correction=0), distinct_ttls]
+        cols += [
+            seg.segment_mean(ttl, ttl_offsets),
+            seg.segment_std(ttl, ttl_offsets, correction=0),
+            distinct_ttls,
+        ]
 
         record_ttl, has = _record_min_ttl(bags, self.include_cname_ttls)
         has = has[segments.rows]
-        diffs, diff_offsets = seg.segment_diff(record_ttl[segments.rows][has], seg.offsets_from_ids(ids[has], n_draws))
+        diffs, diff_offsets = seg.segment_diff(
+            record_ttl[segments.rows][has], seg.offsets_from_ids(ids[has], n_draws)
+        )
         cols.append(seg.segment_sum((diffs != 0).to(torch.float64), diff_offsets))
 
         edges = torch.tensor(TTL_EDGES, dtype=torch.float64, device=bags.device)
@@ -374,7 +478,7 @@ class DnsFeatures(FeatureExtractor):
         return cols + list((hist / ttl_offsets.diff().clamp(min=1).unsqueeze(1)).unbind(1))
 
     def _other_domains(self, bags: Bags, draw: Tensor, ip: Tensor, owner: Tensor) -> Tensor:
-        """(P,) distinct index domains, other than the draw's own, of the distinct (draw, address) pairs."""
+        """(P,) distinct index domains, other than the draw's own, of its distinct addresses."""
         n_draws, device = owner.numel(), owner.device
         index = self._index_on.setdefault(device, self._index.to(device))
         ip_to_index, own_domain = _index_lookup(bags, index)
@@ -387,7 +491,7 @@ class DnsFeatures(FeatureExtractor):
         probe = ip * max(len(index.domains), 1) + own.clamp(min=0)
         pos = torch.searchsorted(index.keys, probe).clamp(max=index.keys.numel() - 1)
         found = (own >= 0) & (index.keys[pos] == probe)
-        useful = ~(found & (degree == 1))                   # an address of the own domain only adds nothing
+        useful = ~(found & (degree == 1))  # an address of the own domain only adds nothing
         draw, ip, degree, found = draw[useful], ip[useful], degree[useful], found[useful]
         own_in = torch.zeros(n_draws, dtype=torch.int64, device=device)
         own_in[draw[found]] = 1
@@ -430,10 +534,14 @@ def _daily_distance(ts: Tensor, ids: Tensor, offsets: Tensor) -> Tensor:
     vectors = torch.zeros(n_days, 24, dtype=torch.float64, device=device)
     vectors[row, hour - 24 * day] = counts
     std = vectors.std(1, correction=0, keepdim=True)
-    z = torch.where(std > 0, (vectors - vectors.mean(1, keepdim=True)) / torch.where(std > 0, std, 1.0), 0.0)
+    z = torch.where(
+        std > 0, (vectors - vectors.mean(1, keepdim=True)) / torch.where(std > 0, std, 1.0), 0.0
+    )
     day_draw = hour_draw[day_start]
     day_offsets = seg.offsets_from_ids(day_draw, n_draws)
-    partners = day_offsets[1:][day_draw] - torch.arange(n_days, device=device) - 1   # later days of the draw
+    partners = (
+        day_offsets[1:][day_draw] - torch.arange(n_days, device=device) - 1
+    )  # later days of the draw
     total = torch.zeros(n_draws, dtype=torch.float64, device=device)
     bounds = _chunk_bounds(partners, _DAY_PAIRS_PER_CHUNK)
     for r0, r1 in zip(bounds[:-1], bounds[1:]):
@@ -452,7 +560,9 @@ def _union_sizes(draw: Tensor, ip: Tensor, degree: Tensor, index: _Index, n_draw
     for a, b in zip(bounds[:-1], bounds[1:]):
         entries, _ = seg.csr_gather(index.offsets, ip[a:b])
         entry_draw = torch.repeat_interleave(draw[a:b], degree[a:b], output_size=entries.numel())
-        out += torch.bincount(_distinct_pairs(entry_draw, index.domain_ids[entries])[0], minlength=n_draws)
+        out += torch.bincount(
+            _distinct_pairs(entry_draw, index.domain_ids[entries])[0], minlength=n_draws
+        )
     return out
 
 
@@ -477,6 +587,7 @@ def _distinct_pairs(segment_of: Tensor, values: Tensor) -> tuple[Tensor, Tensor]
 
 def _answer_ips(bags: Bags) -> tuple[Tensor, np.ndarray]:
     """(V,) canonical-address id of every answer string (-1: not an address) and the addresses."""
+
     def build():
         ids = np.full(len(bags.vocab["answer"]), -1, dtype=np.int64)
         canonical: dict[str, int] = {}
@@ -487,11 +598,13 @@ def _answer_ips(bags: Bags) -> tuple[Tensor, np.ndarray]:
                 continue
             ids[k] = canonical.setdefault(str(address), len(canonical))
         return torch.from_numpy(ids).to(bags.device), np.array(list(canonical), dtype=object)
+
     return bags.cached("dns:answer_ip", build)
 
 
 def _record_min_ttl(bags: Bags, all_answers: bool) -> tuple[Tensor, Tensor]:
     """(N,) int64 minimum TTL of every record's (address) answers and (N,) bool: has one."""
+
     def build():
         ttl = bags.ragged["ttls"]
         record = seg.segment_ids(bags.ragged_offsets, ttl.numel())
@@ -501,34 +614,45 @@ def _record_min_ttl(bags: Bags, all_answers: bool) -> tuple[Tensor, Tensor]:
         out = torch.zeros(bags.num_records, dtype=torch.int64, device=bags.device)
         out.scatter_reduce_(0, record, ttl, reduce="amin", include_self=False)
         return out, torch.bincount(record, minlength=bags.num_records) > 0
+
     return bags.cached(f"dns:record_min_ttl:{all_answers}", build)
 
 
 def _index_lookup(bags: Bags, index: _Index) -> tuple[Tensor, Tensor]:
     """(canonical address -> index ip id, target -> index domain id), -1 when absent."""
+
     def build():
         _, addresses = _answer_ips(bags)
-        ip = pd.Index(index.ips).get_indexer(addresses) if len(index.ips) else np.full(len(addresses), -1)
+        ip = (
+            pd.Index(index.ips).get_indexer(addresses)
+            if len(index.ips)
+            else np.full(len(addresses), -1)
+        )
         own = pd.Index(index.domains).get_indexer(bags.targets)
         as_tensor = lambda a: torch.from_numpy(np.asarray(a, dtype=np.int64)).to(bags.device)  # noqa: E731
         return as_tensor(ip), as_tensor(own)
+
     return bags.cached(f"dns:index:{index.token}", build)
 
 
 def _ip_countries(bags: Bags, geoip: "_GeoIP") -> Tensor:
     """(I,) country code of every canonical address of the bags (-1: unknown)."""
+
     def build():
         countries = geoip.countries(_answer_ips(bags)[1])
         codes, _ = pd.factorize(pd.Series(countries, dtype=object), use_na_sentinel=True)
         return torch.from_numpy(codes.astype(np.int64)).to(bags.device)
+
     return bags.cached(f"dns:country:{geoip.path}", build)
 
 
 def _name_digit_ratio(bags: Bags, scope: str) -> Tensor:
     """(B,) digit share of every target's registered-domain label (or whole name)."""
+
     def build():
         ratios = [_digit_share(_name_part(str(name), scope)) for name in bags.targets]
         return torch.tensor(ratios, dtype=torch.float64, device=bags.device)
+
     return bags.cached(f"dns:name_digits:{scope}", build)
 
 
@@ -559,37 +683,50 @@ class _GeoIP:
             try:
                 import maxminddb  # noqa: F401
             except ImportError as err:
-                raise ImportError(f"reading the MaxMind database {self.path!r} needs the maxminddb package: "
-                                  "pip install maxminddb (or pass a prefix,country CSV)") from err
+                raise ImportError(
+                    f"reading the MaxMind database {self.path!r} needs the maxminddb package: "
+                    "pip install maxminddb (or pass a prefix,country CSV)"
+                ) from err
             self.tables = None
         else:
             self.tables = self._read_csv()
 
     def _read_csv(self) -> dict:
         """{(version, prefix length): {network int: country}}."""
-        table = pd.read_csv(self.path, dtype=str, header=None, keep_default_na=False, skip_blank_lines=False)
+        table = pd.read_csv(
+            self.path, dtype=str, header=None, keep_default_na=False, skip_blank_lines=False
+        )
         if table.shape[1] < 2:
             raise ValueError(f"geoip CSV {self.path!r} needs two columns prefix,country")
         header = int(table.iloc[0, 0].strip().lower() == "prefix")
         tables: dict = {}
-        rows = zip(range(1 + header, len(table) + 1), table.iloc[header:, 0], table.iloc[header:, 1])
+        rows = zip(
+            range(1 + header, len(table) + 1), table.iloc[header:, 0], table.iloc[header:, 1]
+        )
         for line, prefix, country in rows:
             try:
                 net = ipaddress.ip_network(prefix.strip(), strict=False)
             except ValueError as err:
-                raise ValueError(f"geoip CSV {self.path!r} line {line}: bad prefix {prefix!r} ({err})") from None
+                raise ValueError(
+                    f"geoip CSV {self.path!r} line {line}: bad prefix {prefix!r} ({err})"
+                ) from None
             if country.strip():
-                tables.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = country.strip().upper()
+                tables.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = (
+                    country.strip().upper()
+                )
         return tables
 
     def countries(self, addresses: np.ndarray) -> np.ndarray:
         """(I,) ISO country (or None) of every canonical address string."""
         if self.mmdb:
             import maxminddb
+
             with maxminddb.open_database(self.path) as reader:
                 return np.array([_mmdb_country(reader.get(a)) for a in addresses], dtype=object)
-        lengths = {4: sorted((n for v, n in self.tables if v == 4), reverse=True),
-                   6: sorted((n for v, n in self.tables if v == 6), reverse=True)}
+        lengths = {
+            4: sorted((n for v, n in self.tables if v == 4), reverse=True),
+            6: sorted((n for v, n in self.tables if v == 6), reverse=True),
+        }
         out = np.full(len(addresses), None, dtype=object)
         for k, text in enumerate(addresses):
             address = ipaddress.ip_address(text)

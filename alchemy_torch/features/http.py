@@ -36,6 +36,7 @@ Empty and tiny draws: an empty draw gives a zero row. A constant feature (max ==
 request included) puts all of its value mass in bin 0; constant pair differences (two requests
 included) put all pair mass in bin 0; a draw of one request has no pairs: zero pair histogram.
 """
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -45,7 +46,14 @@ import torch
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
-from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments, stats5, stats5_features
+from alchemy_torch.features.base import (
+    Behaviour,
+    Feature,
+    FeatureExtractor,
+    Segments,
+    stats5,
+    stats5_features,
+)
 from alchemy_torch.ops import segment as seg
 
 __all__ = ["HttpFeatures", "PART_FEATURES", "OTHER_FEATURES", "request_table"]
@@ -82,8 +90,12 @@ _OTHER, _VOWEL, _CONSONANT, _DIGIT, _BASE64_SIGN = range(5)
 def _char_classes() -> np.ndarray:
     """(129,) uint8 class of every ASCII code point; index 128 stands for any other character."""
     classes = np.full(129, _OTHER, dtype=np.uint8)
-    for chars, kind in (("+/=", _BASE64_SIGN), ("0123456789", _DIGIT), ("aeiouAEIOU", _VOWEL),
-                        ("bcdfghjklmnpqrstvwxyzBCDFGHJKLMNPQRSTVWXYZ", _CONSONANT)):
+    for chars, kind in (
+        ("+/=", _BASE64_SIGN),
+        ("0123456789", _DIGIT),
+        ("aeiouAEIOU", _VOWEL),
+        ("bcdfghjklmnpqrstvwxyzBCDFGHJKLMNPQRSTVWXYZ", _CONSONANT),
+    ):
         classes[[ord(ch) for ch in chars]] = kind
     return classes
 
@@ -101,8 +113,13 @@ class HttpFeatures(FeatureExtractor):
     kind = "http"
     AGGREGATIONS = ("stats", "bartos")
 
-    def __init__(self, aggregation: str = "stats", bins: int = 8, use_referrer: bool = True,
-                 dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        aggregation: str = "stats",
+        bins: int = 8,
+        use_referrer: bool = True,
+        dtype: torch.dtype = torch.float64,
+    ):
         super().__init__(dtype)
         if aggregation not in self.AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {self.AGGREGATIONS}, got {aggregation!r}")
@@ -126,12 +143,22 @@ class HttpFeatures(FeatureExtractor):
             if self.aggregation == "stats":
                 out += stats5_features("req", field, f"per-request {definition}")
             else:
-                out += [Feature(f"bartos_{kind}hist{b}_{field}", Behaviour.CENTRED,
-                                f"share of {what} of {definition} in bin {b} of {self.bins}")
-                        for kind, what in (("val", "min-max scaled values"), ("sim", "min-max scaled pair differences"))
-                        for b in range(self.bins)]
+                out += [
+                    Feature(
+                        f"bartos_{kind}hist{b}_{field}",
+                        Behaviour.CENTRED,
+                        f"share of {what} of {definition} in bin {b} of {self.bins}",
+                    )
+                    for kind, what in (
+                        ("val", "min-max scaled values"),
+                        ("sim", "min-max scaled pair differences"),
+                    )
+                    for b in range(self.bins)
+                ]
         if self.aggregation == "stats":
-            out.append(Feature("bag_count_requests", Behaviour.RATE_SENSITIVE, "number of requests"))
+            out.append(
+                Feature("bag_count_requests", Behaviour.RATE_SENSITIVE, "number of requests")
+            )
         return out
 
     def compute(self, segments: Segments) -> Tensor:
@@ -140,12 +167,16 @@ class HttpFeatures(FeatureExtractor):
         columns = (table[f][segments.rows] for f in range(n_features))
         if self.aggregation == "stats":
             # dense ranks per feature, once per Bags: each draw-level sort is one integer sort
-            ranks = segments.bags.cached(RANKS_KEY, lambda: [seg.dense_ranks(table[f]) for f in range(len(table))])
+            ranks = segments.bags.cached(
+                RANKS_KEY, lambda: [seg.dense_ranks(table[f]) for f in range(len(table))]
+            )
             count = segments.lengths.to(torch.float64).unsqueeze(1)
             stats = []
             for f, x in zip(range(n_features), columns):
                 rank, n_ranks = ranks[f]
-                order = seg.segment_order(rank[segments.rows], n_ranks, segments.offsets, segments.ids)
+                order = seg.segment_order(
+                    rank[segments.rows], n_ranks, segments.offsets, segments.ids
+                )
                 stats.append(stats5(x, segments.offsets, sorted_values=x[order]))
             return torch.cat([*stats, count], dim=1)
         return _bartos(columns, segments.offsets, self.bins)
@@ -154,6 +185,7 @@ class HttpFeatures(FeatureExtractor):
 # ---------------------------------------------------------------------- per-request table
 def request_table(bags: Bags) -> Tensor:
     """(36, N) float64 per-request features (rows) of every record, on the bags' device."""
+
     def per_string(column: str, *builds) -> Tensor:
         codes, inverse = torch.unique(bags.columns[column], return_inverse=True)
         strings = bags.decode(column, codes)
@@ -165,7 +197,9 @@ def request_table(bags: Bags) -> Tensor:
     query = per_string("query", _part_features, _params, _slashes)
     referrer = per_string("referrer", _slashes)
     numbers = torch.stack([bags.columns["bytes_out"], bags.columns["bytes_in"]]).to(torch.float64)
-    return torch.cat([host, path[:10], query[:10], numbers, query[10:11], path[10:], query[11:], referrer])
+    return torch.cat(
+        [host, path[:10], query[:10], numbers, query[10:11], path[10:], query[11:], referrer]
+    )
 
 
 def _slashes(strings: np.ndarray) -> np.ndarray:
@@ -175,7 +209,9 @@ def _slashes(strings: np.ndarray) -> np.ndarray:
 
 def _params(strings: np.ndarray) -> np.ndarray:
     """(n,) float64 number of non-empty '&'-separated items of every string."""
-    return np.fromiter((sum(map(bool, s.split("&"))) for s in strings), dtype=np.float64, count=len(strings))
+    return np.fromiter(
+        (sum(map(bool, s.split("&"))) for s in strings), dtype=np.float64, count=len(strings)
+    )
 
 
 def _part_features(strings: np.ndarray) -> np.ndarray:
@@ -200,7 +236,7 @@ def _part_features(strings: np.ndarray) -> np.ndarray:
 
 
 def _block_features(c: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """(10, k) features of k strings given as a (k, m) code-point matrix padded beyond ``lengths``."""
+    """(10, k) features of k strings as a (k, m) code-point matrix padded beyond ``lengths``."""
     valid = np.arange(c.shape[1]) < lengths[:, None]
     kind = _CLASS[np.minimum(c, 128)]
     vowel, consonant, digit = kind == _VOWEL, kind == _CONSONANT, kind == _DIGIT
@@ -214,10 +250,20 @@ def _block_features(c: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     per_char = np.maximum(lengths, 1)
     lower = ((c - np.uint32(ord("a"))) < 26).sum(1)  # unsigned: wraps below "a"
     upper = ((c - np.uint32(ord("A"))) < 26).sum(1)
-    return np.stack([
-        lengths, digit.sum(1) / per_char, lower / per_char, upper / per_char, changes / per_char,
-        max_count / per_char, _longest_run(consonant), _longest_run(vowel), _longest_run(digit), non_base64,
-    ]).astype(np.float64)
+    return np.stack(
+        [
+            lengths,
+            digit.sum(1) / per_char,
+            lower / per_char,
+            upper / per_char,
+            changes / per_char,
+            max_count / per_char,
+            _longest_run(consonant),
+            _longest_run(vowel),
+            _longest_run(digit),
+            non_base64,
+        ]
+    ).astype(np.float64)
 
 
 def _longest_run(mask: np.ndarray) -> np.ndarray:
@@ -229,7 +275,7 @@ def _longest_run(mask: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- Bartos histograms
 def _bartos(columns: Iterable[Tensor], offsets: Tensor, bins: int) -> Tensor:
-    """(P, F * 2 * bins): per (R,) feature column, value histogram then pair-difference histogram."""
+    """(P, F * 2 * bins): per (R,) feature column, value then pair-difference histogram."""
     ids = seg.segment_ids(offsets)
     edges = torch.arange(1, bins, dtype=torch.float64, device=offsets.device) / bins
     requests = offsets.diff().clamp(min=1).to(torch.float64).unsqueeze(1)
@@ -239,16 +285,20 @@ def _bartos(columns: Iterable[Tensor], offsets: Tensor, bins: int) -> Tensor:
         lo, hi = _first_last(s, offsets)
         width = hi - lo
         u = (s - lo[ids]) / torch.where(width > 0, width, 1.0)[ids]
-        out += [seg.segment_bincount(torch.bucketize(u, edges, right=True), offsets, bins) / requests,
-                _pair_histogram(s, offsets, ids, edges)]
+        out += [
+            seg.segment_bincount(torch.bucketize(u, edges, right=True), offsets, bins) / requests,
+            _pair_histogram(s, offsets, ids, edges),
+        ]
     return torch.cat(out, dim=1)
 
 
 def _first_last(ordered: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
-    """Smallest and largest value per segment of segment-sorted 1-d ``ordered`` (garbage when empty)."""
+    """Smallest and largest value per segment of segment-sorted 1-d ``ordered`` (empty: garbage)."""
     if ordered.numel() == 0:
         return (ordered.new_zeros(offsets.numel() - 1),) * 2
-    return ordered[offsets[:-1].clamp(max=ordered.numel() - 1)], ordered[(offsets[1:] - 1).clamp(min=0)]
+    return ordered[offsets[:-1].clamp(max=ordered.numel() - 1)], ordered[
+        (offsets[1:] - 1).clamp(min=0)
+    ]
 
 
 def _pair_histogram(s: Tensor, offsets: Tensor, ids: Tensor, edges: Tensor) -> Tensor:
@@ -283,13 +333,17 @@ def _pair_histogram(s: Tensor, offsets: Tensor, ids: Tensor, edges: Tensor) -> T
         right = pos.clamp(max=s.numel() - 1)
         move_right = (pos < end_of[i]) & below(right, i, e)
         move_left = (pos > i + 1) & ~below(pos - 1, i, e)
-        moved = torch.where(move_right, run_end[right], torch.where(move_left, run_first[pos - 1], pos))
+        moved = torch.where(
+            move_right, run_end[right], torch.where(move_left, run_first[pos - 1], pos)
+        )
         return moved, move_right | move_left
 
     uniques, rank = torch.unique(s, return_inverse=True)
     stride = uniques.numel() + 1
     thresholds = s.unsqueeze(1) + (dmin_of.unsqueeze(1) + edges * scale_of.unsqueeze(1))
-    pos = torch.searchsorted(ids * stride + rank, ids.unsqueeze(1) * stride + torch.searchsorted(uniques, thresholds))
+    pos = torch.searchsorted(
+        ids * stride + rank, ids.unsqueeze(1) * stride + torch.searchsorted(uniques, thresholds)
+    )
     index = torch.arange(s.numel(), device=s.device).unsqueeze(1)
     pos, moved = step(torch.maximum(pos, index + 1), index, edges)
     flat, todo = pos.view(-1), torch.nonzero(moved.view(-1)).squeeze(1)
@@ -297,7 +351,9 @@ def _pair_histogram(s: Tensor, offsets: Tensor, ids: Tensor, edges: Tensor) -> T
         flat[todo], moved = step(flat[todo], todo // edges.numel(), edges[todo % edges.numel()])
         todo = todo[moved]
     below_edge = seg.segment_sum(pos - index - 1, offsets)
-    cumulative = torch.cat([below_edge.new_zeros(n.numel(), 1), below_edge, pairs.unsqueeze(1).to(below_edge.dtype)], 1)
+    cumulative = torch.cat(
+        [below_edge.new_zeros(n.numel(), 1), below_edge, pairs.unsqueeze(1).to(below_edge.dtype)], 1
+    )
     hist = cumulative.diff(dim=1)
     constant = torch.zeros_like(hist)
     constant[:, 0] = cumulative[:, -1]

@@ -10,5 +10,14 @@ from .errors import DataFormatError
 from .readers import FORMATS, detect_format, read_dns, read_flows, read_http
 from .schema import COLUMNS, KINDS, TARGET
 
-__all__ = ["COLUMNS", "DataFormatError", "FORMATS", "KINDS", "TARGET", "detect_format",
-           "read_dns", "read_flows", "read_http"]
+__all__ = [
+    "COLUMNS",
+    "DataFormatError",
+    "FORMATS",
+    "KINDS",
+    "TARGET",
+    "detect_format",
+    "read_dns",
+    "read_flows",
+    "read_http",
+]

@@ -20,10 +20,26 @@ from . import schema
 from .fields import ARGUS_LABELS, Fields
 
 TIME_FORMAT = "%Y/%m/%d %H:%M:%S.%f"
-NUMERIC = frozenset({"Dur", "TotPkts", "TotBytes", "SrcBytes", "DstBytes", "SrcPkts",
-                     "DstPkts", "sTos", "dTos"})
-FIELDS = ("StartTime", "Dur", "Proto", "SrcAddr", "Sport", "DstAddr", "Dport", "State",
-          "TotPkts", "TotBytes", "SrcBytes", "DstBytes", "SrcPkts", "DstPkts", "Label")
+NUMERIC = frozenset(
+    {"Dur", "TotPkts", "TotBytes", "SrcBytes", "DstBytes", "SrcPkts", "DstPkts", "sTos", "dTos"}
+)
+FIELDS = (
+    "StartTime",
+    "Dur",
+    "Proto",
+    "SrcAddr",
+    "Sport",
+    "DstAddr",
+    "Dport",
+    "State",
+    "TotPkts",
+    "TotBytes",
+    "SrcBytes",
+    "DstBytes",
+    "SrcPkts",
+    "DstPkts",
+    "Label",
+)
 
 
 def binetflow(f: Fields, meta: dict) -> tuple[dict, int]:
@@ -32,7 +48,7 @@ def binetflow(f: Fields, meta: dict) -> tuple[dict, int]:
     total_pkts = f.number("TotPkts", lo=0)
     total_bytes = f.number("TotBytes", lo=0)
     src_bytes = f.number("SrcBytes", lo=0)
-    dst_bytes = (f.number("DstBytes", lo=0) if f.has("DstBytes") else total_bytes - src_bytes)
+    dst_bytes = f.number("DstBytes", lo=0) if f.has("DstBytes") else total_bytes - src_bytes
     f.flag(dst_bytes < 0, "SrcBytes", "more than TotBytes", f.frame["SrcBytes"])
     if f.has("SrcPkts"):
         src_pkts = f.number("SrcPkts", lo=0)
@@ -49,7 +65,10 @@ def binetflow(f: Fields, meta: dict) -> tuple[dict, int]:
         "dst": f.text("DstAddr", required=True),
         "sport": f.number("Sport", lo=0, hex=True, default=0),
         "dport": f.number("Dport", lo=0, hex=True, default=0),
-        "spkts": src_pkts, "dpkts": dst_pkts, "sbytes": src_bytes, "dbytes": dst_bytes,
+        "spkts": src_pkts,
+        "dpkts": dst_pkts,
+        "sbytes": src_bytes,
+        "dbytes": dst_bytes,
         "sflags": state.str.replace(r"_.*$", "", regex=True).where(two_sided, ""),
         "dflags": state.str.replace(r"^[^_]*_", "", regex=True).where(two_sided, ""),
     }
@@ -61,10 +80,24 @@ def binetflow(f: Fields, meta: dict) -> tuple[dict, int]:
     common["server"] = c["dst"]
     return schema.one_way(
         common,
-        dict(src=c["src"], dst=c["dst"], sport=c["sport"], dport=c["dport"], pkts=c["spkts"],
-             bytes=c["sbytes"], flags=c["sflags"]),
-        dict(src=c["dst"], dst=c["src"], sport=c["dport"], dport=c["sport"], pkts=c["dpkts"],
-             bytes=c["dbytes"], flags=c["dflags"]),
+        dict(
+            src=c["src"],
+            dst=c["dst"],
+            sport=c["sport"],
+            dport=c["dport"],
+            pkts=c["spkts"],
+            bytes=c["sbytes"],
+            flags=c["sflags"],
+        ),
+        dict(
+            src=c["dst"],
+            dst=c["src"],
+            sport=c["dport"],
+            dport=c["sport"],
+            pkts=c["dpkts"],
+            bytes=c["dbytes"],
+            flags=c["dflags"],
+        ),
         keep_empty=meta["keep_empty"],
     )
 
@@ -72,8 +105,7 @@ def binetflow(f: Fields, meta: dict) -> tuple[dict, int]:
 def _split_packets(total, src_bytes, dst_bytes) -> tuple[np.ndarray, np.ndarray]:
     """Packets per direction from the total, in proportion to bytes (see module docstring)."""
     both = (src_bytes > 0) & (dst_bytes > 0) & (total > 1)
-    share = np.divide(src_bytes, src_bytes + dst_bytes, out=np.zeros(len(total)),
-                      where=both)
+    share = np.divide(src_bytes, src_bytes + dst_bytes, out=np.zeros(len(total)), where=both)
     src = np.clip(np.rint(total * share), 1, np.maximum(total - 1, 1)).astype(np.int64)
     src = np.where(both, src, np.where(src_bytes > 0, total, 0))
     return src, total - src

@@ -10,8 +10,7 @@ class DataFormatError(ValueError):
     ``field`` is None when no single field is at fault (e.g. invalid JSON).
     """
 
-    def __init__(self, path, line: int | None, field: str | None, message: str,
-                 unit: str = "line"):
+    def __init__(self, path, line: int | None, field: str | None, message: str, unit: str = "line"):
         self.path = str(path)
         self.line = line
         self.field = field

@@ -72,7 +72,9 @@ class Fields:
         for name in names:
             if not self.has(name):
                 raise DataFormatError(
-                    self.table.path, self.table.header_line, name,
+                    self.table.path,
+                    self.table.header_line,
+                    name,
                     f"missing field (found: {', '.join(map(str, self.frame.columns))})",
                 )
 
@@ -97,8 +99,9 @@ class Fields:
             self.flag(missing, name, "missing value", s)
         return s.where(~missing, "").astype("str")
 
-    def number(self, name: str, *, default=None, integer: bool = True, lo=None, hi=None,
-               hex: bool = False) -> np.ndarray:
+    def number(
+        self, name: str, *, default=None, integer: bool = True, lo=None, hi=None, hex: bool = False
+    ) -> np.ndarray:
         """int64 (or float64 if not ``integer``); unset -> ``default`` (an error if None)."""
         s = self._raw(name, default is None)
         present = s.notna().to_numpy()
@@ -108,7 +111,8 @@ class Fields:
             v = _to_float(s)
             if hex and (present & np.isnan(v)).any():
                 hexes = (present & np.isnan(v)) & s.astype("str").str.startswith("0x").to_numpy(
-                    bool, na_value=False)
+                    bool, na_value=False
+                )
                 v[hexes] = s[hexes].map(_parse_hex).to_numpy(np.float64)
             self.flag(present & np.isnan(v), name, "not a number", s)
             if integer:
@@ -211,8 +215,10 @@ class Fields:
         keep = ~np.logical_or.reduce([bad for bad, _, _ in self._bad])
         self.table.skip(keep, [first])
         self._bad = []
-        return {k: v[keep].reset_index(drop=True) if isinstance(v, pd.Series) else v[keep]
-                for k, v in columns.items()}
+        return {
+            k: v[keep].reset_index(drop=True) if isinstance(v, pd.Series) else v[keep]
+            for k, v in columns.items()
+        }
 
 
 def _parse_hex(value: str) -> float:

@@ -27,15 +27,27 @@ from .source import (
 
 FORMATS = ("zeek", "zeek-json", "zeek-csv", "argus", "nfdump", "csv", "parquet")
 _SNIFF_BYTES = 1 << 16
-_SCHEMA = {"zeek": "zeek", "zeek-json": "zeek", "zeek-csv": "zeek", "argus": "argus",
-           "nfdump": "nfdump", "csv": "table"}  # format -> field schema (Parquet: sniffed)
+_SCHEMA = {
+    "zeek": "zeek",
+    "zeek-json": "zeek",
+    "zeek-csv": "zeek",
+    "argus": "argus",
+    "nfdump": "nfdump",
+    "csv": "table",
+}  # format -> field schema (Parquet: sniffed)
 # field schema -> (fields to parse for a kind, numeric fields, adapter per kind)
 _ADAPTERS = {
-    "zeek": (lambda kind: set(zeek.FIELDS[kind]) | {"label", *zeek.DETAIL}, zeek.NUMERIC,
-             zeek.ADAPTERS),
+    "zeek": (
+        lambda kind: set(zeek.FIELDS[kind]) | {"label", *zeek.DETAIL},
+        zeek.NUMERIC,
+        zeek.ADAPTERS,
+    ),
     "argus": (lambda kind: set(argus.FIELDS), argus.NUMERIC, {"flows": argus.binetflow}),
-    "nfdump": (lambda kind: set(tables.NFDUMP_FIELDS), tables.NFDUMP_NUMERIC,
-               {"flows": tables.nfdump}),
+    "nfdump": (
+        lambda kind: set(tables.NFDUMP_FIELDS),
+        tables.NFDUMP_NUMERIC,
+        {"flows": tables.nfdump},
+    ),
 }
 
 
@@ -77,8 +89,14 @@ def _head(path) -> bytes:
     return head
 
 
-def read_flows(path, format: str | None = None, *, columns: dict | None = None,
-               lenient: bool = False, keep_empty: bool = False) -> pd.DataFrame:
+def read_flows(
+    path,
+    format: str | None = None,
+    *,
+    columns: dict | None = None,
+    lenient: bool = False,
+    keep_empty: bool = False,
+) -> pd.DataFrame:
     """One-way flow records (:mod:`.schema`) from Zeek conn, Argus, nfdump or a plain table.
 
     ``format``: one of FORMATS, detected from the content when None. ``columns``: for plain
@@ -90,8 +108,9 @@ def read_flows(path, format: str | None = None, *, columns: dict | None = None,
     return _read("flows", path, format, columns, lenient, keep_empty)
 
 
-def read_http(path, format: str | None = None, *, columns: dict | None = None,
-              lenient: bool = False) -> pd.DataFrame:
+def read_http(
+    path, format: str | None = None, *, columns: dict | None = None, lenient: bool = False
+) -> pd.DataFrame:
     """HTTP request records (:mod:`.schema`) from Zeek http.log or a plain table.
 
     Arguments and ``attrs`` as :func:`read_flows`.
@@ -99,8 +118,9 @@ def read_http(path, format: str | None = None, *, columns: dict | None = None,
     return _read("http", path, format, columns, lenient)
 
 
-def read_dns(path, format: str | None = None, *, columns: dict | None = None,
-             lenient: bool = False) -> pd.DataFrame:
+def read_dns(
+    path, format: str | None = None, *, columns: dict | None = None, lenient: bool = False
+) -> pd.DataFrame:
     """DNS records (:mod:`.schema`) from Zeek dns.log or a plain table.
 
     Arguments and ``attrs`` as :func:`read_flows`.
@@ -124,12 +144,19 @@ def _read(kind: str, path, format, columns, lenient, keep_empty=False) -> pd.Dat
             raise DataFormatError(path, None, None, f"a {schema_name} file holds flows, not {kind}")
     cols, dropped = adapter(f, {**meta, "keep_empty": keep_empty})
     out = schema.frame(kind, cols)
-    out.attrs.update(format=fmt, skipped_lines=table.skipped, dropped_halves=dropped,
-                     absent_fields=sorted(set(f.absent)))
+    out.attrs.update(
+        format=fmt,
+        skipped_lines=table.skipped,
+        dropped_halves=dropped,
+        absent_fields=sorted(set(f.absent)),
+    )
     if table.skipped:
         line, fld, msg = table.problems[0]
-        warnings.warn(f"{path}: skipped {table.skipped} malformed {table.unit}(s); first at "
-                      f"{table.unit} {line}, field {fld!r}: {msg}", stacklevel=3)
+        warnings.warn(
+            f"{path}: skipped {table.skipped} malformed {table.unit}(s); first at "
+            f"{table.unit} {line}, field {fld!r}: {msg}",
+            stacklevel=3,
+        )
     return out
 
 
@@ -146,8 +173,9 @@ def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, str, dict]:
     wanted, numeric = _fields(name, kind, columns)
     data = read_bytes(path)
     if fmt == "zeek":
-        table, meta = zeek.read_tsv(Text(path, data, quote=False), kind, wanted, numeric,
-                                    lenient=lenient)
+        table, meta = zeek.read_tsv(
+            Text(path, data, quote=False), kind, wanted, numeric, lenient=lenient
+        )
         return table, name, meta
     if fmt == "zeek-json":
         return parse_json_lines(Text(path, data, quote=False), lenient=lenient), name, {}
@@ -156,9 +184,17 @@ def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, str, dict]:
     if name == "nfdump":
         records = _before(text, records, tables.SUMMARY)
     usecols = [c for c in names if c in wanted]
-    table = parse_delimited(text, records, names, sep=",", lenient=lenient,
-                            header_line=header_line, usecols=usecols,
-                            dtype={c: str for c in usecols if c not in numeric}, na_values=[""])
+    table = parse_delimited(
+        text,
+        records,
+        names,
+        sep=",",
+        lenient=lenient,
+        header_line=header_line,
+        usecols=usecols,
+        dtype={c: str for c in usecols if c not in numeric},
+        na_values=[""],
+    )
     return table, name, {}
 
 
@@ -167,13 +203,15 @@ def _fields(name: str, kind: str, columns: dict | None) -> tuple[set, set]:
     if name == "table":
         mapping = columns or {}
         canonical = set(tables.REQUIRED[kind]) | set(tables.OPTIONAL[kind]) | set(schema.LABELS)
-        return ({mapping.get(c, c) for c in canonical} | set(mapping.values()),
-                {mapping.get(c, c) for c in tables.NUMERIC})
+        return (
+            {mapping.get(c, c) for c in canonical} | set(mapping.values()),
+            {mapping.get(c, c) for c in tables.NUMERIC},
+        )
     return _ADAPTERS[name][0](kind), _ADAPTERS[name][1]
 
 
 def _before(text: Text, records: np.ndarray, marker: bytes) -> np.ndarray:
     """``records`` up to (not including) the first one that is exactly ``marker``."""
     same_length = records[text.ends[records] - text.starts[records] == len(marker)]
-    hits = [i for i in same_length if text.data[text.starts[i]:text.ends[i]] == marker]
+    hits = [i for i in same_length if text.data[text.starts[i] : text.ends[i]] == marker]
     return records[records < hits[0]] if hits else records

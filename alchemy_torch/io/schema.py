@@ -22,19 +22,50 @@ import pandas as pd
 
 KINDS = ("flows", "http", "dns")
 COLUMNS = {
-    "flows": ("ts", "proto", "src", "dst", "sport", "dport", "pkts", "bytes", "flags", "server",
-              "duration"),
-    "http": ("ts", "client", "server", "host", "path", "query", "method", "user_agent",
-             "bytes_out", "bytes_in", "referrer", "status"),
+    "flows": (
+        "ts",
+        "proto",
+        "src",
+        "dst",
+        "sport",
+        "dport",
+        "pkts",
+        "bytes",
+        "flags",
+        "server",
+        "duration",
+    ),
+    "http": (
+        "ts",
+        "client",
+        "server",
+        "host",
+        "path",
+        "query",
+        "method",
+        "user_agent",
+        "bytes_out",
+        "bytes_in",
+        "referrer",
+        "status",
+    ),
     "dns": ("ts", "client", "query", "qtype", "rcode", "answers", "ttls"),
 }
 TARGET = {"flows": "server", "http": "server", "dns": "query"}
 LABELS = ("label", "detailed_label")
 _DTYPES = {
-    "ts": "float64", "duration": "float64", "label": "int8",
-    "sport": "int64", "dport": "int64", "pkts": "int64", "bytes": "int64",
-    "bytes_out": "int64", "bytes_in": "int64", "status": "int64",
-    "answers": object, "ttls": object,
+    "ts": "float64",
+    "duration": "float64",
+    "label": "int8",
+    "sport": "int64",
+    "dport": "int64",
+    "pkts": "int64",
+    "bytes": "int64",
+    "bytes_out": "int64",
+    "bytes_in": "int64",
+    "status": "int64",
+    "answers": object,
+    "ttls": object,
 }
 
 
@@ -72,16 +103,20 @@ def interleave(common: dict, forward: dict, reverse: dict) -> dict:
     out = {}
     for k in forward:
         a, b = forward[k], reverse[k]
-        both = (pd.concat([a, b], ignore_index=True) if isinstance(a, pd.Series)
-                else np.concatenate([a, b]))
+        both = (
+            pd.concat([a, b], ignore_index=True)
+            if isinstance(a, pd.Series)
+            else np.concatenate([a, b])
+        )
         out[k] = take(both, order)
     twice = np.repeat(np.arange(n), 2)
     out.update({k: take(v, twice) for k, v in common.items()})
     return out
 
 
-def one_way(common: dict, forward: dict, reverse: dict, keep_empty: bool = False
-            ) -> tuple[dict, int]:
+def one_way(
+    common: dict, forward: dict, reverse: dict, keep_empty: bool = False
+) -> tuple[dict, int]:
     """Bidirectional rows -> one-way records; returns (columns, halves with 0 packets dropped).
 
     ``keep_empty`` keeps those halves (for callers that count them per class themselves).
@@ -100,8 +135,10 @@ def server_by_port(src: pd.Series, dst: pd.Series, sport, dport) -> pd.Series:
 
 def split_uri(uri: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(path, query) of request URIs, split at the first '?' (query without the '?')."""
-    return (uri.str.replace(r"(?s)\?.*$", "", regex=True),
-            uri.str.replace(r"(?s)^[^?]*\??", "", regex=True))
+    return (
+        uri.str.replace(r"(?s)\?.*$", "", regex=True),
+        uri.str.replace(r"(?s)^[^?]*\??", "", regex=True),
+    )
 
 
 def domain(names: pd.Series) -> pd.Series:

@@ -134,25 +134,35 @@ def parse_delimited(
         records = records[~wrong]
     buf = text.buffer(records)
     try:
-        frame = pd.read_csv(
-            io.BytesIO(buf),
-            sep=sep,
-            header=None,
-            names=names,
-            usecols=usecols,
-            dtype=dtype,
-            na_values=list(na_values),
-            keep_default_na=False,
-            quoting=csv.QUOTE_MINIMAL if text.quote else csv.QUOTE_NONE,
-            skip_blank_lines=False,
-            engine="c",
-            low_memory=False,
-            encoding_errors="replace",  # stray non-UTF-8 bytes in a string become U+FFFD
-        ) if buf else pd.DataFrame({c: pd.Series(dtype=object) for c in (usecols or names)})
+        frame = (
+            pd.read_csv(
+                io.BytesIO(buf),
+                sep=sep,
+                header=None,
+                names=names,
+                usecols=usecols,
+                dtype=dtype,
+                na_values=list(na_values),
+                keep_default_na=False,
+                quoting=csv.QUOTE_MINIMAL if text.quote else csv.QUOTE_NONE,
+                skip_blank_lines=False,
+                engine="c",
+                low_memory=False,
+                encoding_errors="replace",  # stray non-UTF-8 bytes in a string become U+FFFD
+            )
+            if buf
+            else pd.DataFrame({c: pd.Series(dtype=object) for c in (usecols or names)})
+        )
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         raise DataFormatError(text.path, None, None, f"unparseable content: {exc}") from exc
-    return RawTable(text.path, frame, text.number[records], header_line,
-                    skipped=int(wrong.sum()), problems=problems)
+    return RawTable(
+        text.path,
+        frame,
+        text.number[records],
+        header_line,
+        skipped=int(wrong.sum()),
+        problems=problems,
+    )
 
 
 def csv_header(text: Text, records: np.ndarray) -> tuple[list[str], int, np.ndarray]:
@@ -203,5 +213,6 @@ def parse_parquet(path) -> RawTable:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
         raise DataFormatError(path, None, None, f"unreadable Parquet: {exc}") from exc
-    return RawTable(str(path), frame.reset_index(drop=True), np.arange(1, len(frame) + 1),
-                    unit="row")
+    return RawTable(
+        str(path), frame.reset_index(drop=True), np.arange(1, len(frame) + 1), unit="row"
+    )

@@ -37,34 +37,63 @@ OPTIONAL = {
     "http": ("path", "query", "uri", "user_agent", "referrer", "bytes_out", "bytes_in", "status"),
     "dns": ("qtype", "rcode", "answers", "ttls"),
 }
-NUMERIC = frozenset({"ts", "sport", "dport", "pkts", "bytes", "duration", "bytes_out",
-                     "bytes_in", "status", "label"})
+NUMERIC = frozenset(
+    {
+        "ts",
+        "sport",
+        "dport",
+        "pkts",
+        "bytes",
+        "duration",
+        "bytes_out",
+        "bytes_in",
+        "status",
+        "label",
+    }
+)
 
 
 def nfdump(f: Fields, meta: dict) -> tuple[dict, int]:
     """nfdump CSV rows -> one-way flow columns (no halves are dropped: rows are one-way)."""
     f.require("ts", "sa", "da", "sp", "dp", "pr", "ipkt", "ibyt")
-    c = f.commit({
-        "ts": f.time("ts"),
-        "duration": f.number("td", integer=False, default=np.nan),
-        "proto": f.text("pr", required=True).str.lower(),
-        "src": f.text("sa", required=True),
-        "dst": f.text("da", required=True),
-        "sport": f.number("sp", lo=0, hi=65535),
-        "dport": f.number("dp", lo=0, hi=65535),
-        "ipkt": f.number("ipkt", lo=0),
-        "ibyt": f.number("ibyt", lo=0),
-        "opkt": f.number("opkt", lo=0, default=0),
-        "obyt": f.number("obyt", lo=0, default=0),
-        "flags": f.text("flg").str.replace(".", "", regex=False),
-    })
+    c = f.commit(
+        {
+            "ts": f.time("ts"),
+            "duration": f.number("td", integer=False, default=np.nan),
+            "proto": f.text("pr", required=True).str.lower(),
+            "src": f.text("sa", required=True),
+            "dst": f.text("da", required=True),
+            "sport": f.number("sp", lo=0, hi=65535),
+            "dport": f.number("dp", lo=0, hi=65535),
+            "ipkt": f.number("ipkt", lo=0),
+            "ibyt": f.number("ibyt", lo=0),
+            "opkt": f.number("opkt", lo=0, default=0),
+            "obyt": f.number("obyt", lo=0, default=0),
+            "flags": f.text("flg").str.replace(".", "", regex=False),
+        }
+    )
     server = schema.server_by_port(c["src"], c["dst"], c["sport"], c["dport"])
-    forward = dict(src=c["src"], dst=c["dst"], sport=c["sport"], dport=c["dport"],
-                   pkts=c["ipkt"], bytes=c["ibyt"], flags=c["flags"])
-    reverse = dict(src=c["dst"], dst=c["src"], sport=c["dport"], dport=c["sport"],
-                   pkts=c["opkt"], bytes=c["obyt"], flags=c["flags"])
-    out = schema.interleave(dict(ts=c["ts"], proto=c["proto"], duration=c["duration"],
-                                 server=server), forward, reverse)
+    forward = dict(
+        src=c["src"],
+        dst=c["dst"],
+        sport=c["sport"],
+        dport=c["dport"],
+        pkts=c["ipkt"],
+        bytes=c["ibyt"],
+        flags=c["flags"],
+    )
+    reverse = dict(
+        src=c["dst"],
+        dst=c["src"],
+        sport=c["dport"],
+        dport=c["sport"],
+        pkts=c["opkt"],
+        bytes=c["obyt"],
+        flags=c["flags"],
+    )
+    out = schema.interleave(
+        dict(ts=c["ts"], proto=c["proto"], duration=c["duration"], server=server), forward, reverse
+    )
     keep = np.stack([np.ones(len(server), bool), c["opkt"] > 0], axis=1).ravel()
     return {k: v[keep] for k, v in out.items()}, 0
 
@@ -75,12 +104,16 @@ def rename(f: Fields, kind: str, columns: dict | None) -> Fields:
     known = set(REQUIRED[kind]) | set(OPTIONAL[kind]) | set(schema.LABELS)
     for name in mapping:
         if name not in known:
-            raise DataFormatError(f.table.path, None, name,
-                                  f"not a {kind} field; known: {', '.join(sorted(known))}")
+            raise DataFormatError(
+                f.table.path, None, name, f"not a {kind} field; known: {', '.join(sorted(known))}"
+            )
     f.require(*mapping.values())
     frame = f.frame
-    data = {name: frame[mapping.get(name, name)] for name in known
-            if mapping.get(name, name) in frame.columns}
+    data = {
+        name: frame[mapping.get(name, name)]
+        for name in known
+        if mapping.get(name, name) in frame.columns
+    }
     f.frame = f.table.frame = pd.DataFrame(data, index=frame.index)
     return f
 
@@ -94,11 +127,14 @@ def table(kind: str):
         if kind == "flows":
             out.update(
                 proto=f.text("proto", required=True).str.lower(),
-                src=f.text("src", required=True), dst=f.text("dst", required=True),
-                sport=f.number("sport", lo=0, hi=65535), dport=f.number("dport", lo=0, hi=65535),
-                pkts=f.number("pkts", lo=0), bytes=f.number("bytes", lo=0),
-                flags=f.text("flags"), duration=f.number("duration", integer=False,
-                                                          default=np.nan),
+                src=f.text("src", required=True),
+                dst=f.text("dst", required=True),
+                sport=f.number("sport", lo=0, hi=65535),
+                dport=f.number("dport", lo=0, hi=65535),
+                pkts=f.number("pkts", lo=0),
+                bytes=f.number("bytes", lo=0),
+                flags=f.text("flags"),
+                duration=f.number("duration", integer=False, default=np.nan),
                 server=f.text("server"),
             )
         elif kind == "http":
@@ -107,28 +143,43 @@ def table(kind: str):
             else:
                 out["uri"] = f.text("uri", required=True)
             out.update(
-                client=f.text("client", required=True), server=f.text("server", required=True),
-                host=f.text("host"), method=f.text("method"), user_agent=f.text("user_agent"),
-                referrer=f.text("referrer"), bytes_out=f.number("bytes_out", lo=0, default=0),
+                client=f.text("client", required=True),
+                server=f.text("server", required=True),
+                host=f.text("host"),
+                method=f.text("method"),
+                user_agent=f.text("user_agent"),
+                referrer=f.text("referrer"),
+                bytes_out=f.number("bytes_out", lo=0, default=0),
                 bytes_in=f.number("bytes_in", lo=0, default=0),
                 status=f.number("status", lo=0, default=0),
             )
         else:
             answers, n_answers = f.lists("answers")
             ttls, n_ttls = f.lists("ttls", integer=True)
-            f.flag(n_answers != n_ttls, "ttls", "one TTL per answer expected",
-                   pd.Series(ttls, dtype=object))
-            out.update(client=f.text("client", required=True),
-                       query=schema.domain(f.text("query")), qtype=f.text("qtype"),
-                       rcode=f.text("rcode"), answers=answers, ttls=ttls)
+            f.flag(
+                n_answers != n_ttls,
+                "ttls",
+                "one TTL per answer expected",
+                pd.Series(ttls, dtype=object),
+            )
+            out.update(
+                client=f.text("client", required=True),
+                query=schema.domain(f.text("query")),
+                qtype=f.text("qtype"),
+                rcode=f.text("rcode"),
+                answers=answers,
+                ttls=ttls,
+            )
         if f.has("label"):
             out["label"] = f.labels("label")
         if f.has("detailed_label"):
             out["detailed_label"] = f.text("detailed_label")
         out = f.commit(out)
         if kind == "flows":
-            out["server"] = out["server"].where(out["server"] != "", schema.server_by_port(
-                out["src"], out["dst"], out["sport"], out["dport"]))
+            out["server"] = out["server"].where(
+                out["server"] != "",
+                schema.server_by_port(out["src"], out["dst"], out["sport"], out["dport"]),
+            )
         if kind == "http" and "uri" in out:
             out["path"], out["query"] = schema.split_uri(out.pop("uri"))
         return out, 0
