@@ -129,6 +129,9 @@ class FeatureExtractor:
     """
 
     kind: str = ""
+    #: whether ``fit`` learns corpus-wide context (then a target's features depend on the
+    #: training corpus; otherwise on its own records alone, and ``fit`` learns nothing)
+    corpus_context: bool = False
 
     def __init__(self, dtype: torch.dtype = torch.float64):
         self.dtype = dtype

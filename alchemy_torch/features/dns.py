@@ -167,6 +167,7 @@ class DnsFeatures(FeatureExtractor):
     """
 
     kind = "dns"
+    corpus_context = True
     NAME_SCOPES = ("registered", "fqdn")
 
     def __init__(

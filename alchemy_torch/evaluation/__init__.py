@@ -1,0 +1,11 @@
+"""Evaluation: target-level cross-validation and detection metrics (METHOD.md §6).
+
+res = evaluation.cross_validate(bags, features.make("flows"), method, models.make("rf"),
+                                folds=5, repeats=3, seed=0)
+res.roc_auc.mean(); res.attrs["scores"]        # per-fold metrics; out-of-fold scores
+"""
+
+from alchemy_torch.evaluation.metrics import METRICS, detection_metrics, tpr_at_fpr
+from alchemy_torch.evaluation.protocol import cross_validate, fold_splits
+
+__all__ = ["METRICS", "cross_validate", "detection_metrics", "fold_splits", "tpr_at_fpr"]

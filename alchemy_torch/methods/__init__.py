@@ -1,0 +1,63 @@
+"""Methods: Original, Noise, Gaussian, SMOTE and Alchemy 1-4 (METHOD.md §3-§4).
+
+method = methods.make("alchemy4", resampler=Resampler(option=1, iterations=20))
+method.fit(train_bags, features.make("flows"), models.make("rf"), seed=0)
+scores = method.score(test_bags, seed=1)            # (B,) P(malicious) per target
+methods.make("alchemy4", kind="dns")                 # the slides' settings for DNS
+"""
+
+from __future__ import annotations
+
+from alchemy_torch.methods.alchemy import PATTERNS, Alchemy
+from alchemy_torch.methods.base import ORIGINS, Method, Rows, fit_model, p_malicious
+from alchemy_torch.methods.baselines import Noise, Original, Smote
+from alchemy_torch.methods.vectors import Vectors
+from alchemy_torch.resample import Resampler
+
+__all__ = [
+    "NAMES",
+    "ORIGINS",
+    "Alchemy",
+    "Method",
+    "Noise",
+    "Original",
+    "Rows",
+    "Smote",
+    "Vectors",
+    "fit_model",
+    "make",
+    "p_malicious",
+    "paper_defaults",
+]
+
+#: name -> (class, fixed options): the slides' table, in its row order
+NAMES = {
+    "original": (Original, {}),
+    "noise": (Noise, {}),
+    "gaussian": (Noise, {"distribution": "gaussian"}),
+    "smote": (Smote, {}),
+    **{f"alchemy{p}": (Alchemy, {"pattern": p}) for p in PATTERNS},
+}
+
+#: The slides' Alchemy settings per data type (METHOD.md §3.9): option, [P_lower, P_upper]
+_PAPER = {"flows": (1, (0.0, 0.98)), "http": (4, (0.0, 0.999)), "dns": (4, (0.0, 0.999))}
+PAPER_ITERATIONS, PAPER_F = 20, 5.0
+
+
+def paper_defaults(kind: str) -> dict:
+    """The slides' Alchemy options for ``kind``: resampler (option, K = 20), p_range, f = 5."""
+    if kind not in _PAPER:
+        raise ValueError(f"kind must be one of {sorted(_PAPER)}, got {kind!r}")
+    option, p_range = _PAPER[kind]
+    resampler = Resampler(option=option, iterations=PAPER_ITERATIONS)
+    return {"resampler": resampler, "p_range": p_range, "f": PAPER_F}
+
+
+def make(name: str, kind: str | None = None, **options) -> Method:
+    """The method ``name`` (see :data:`NAMES`); ``kind`` applies :func:`paper_defaults` to an
+    Alchemy pattern, under any explicit ``options``."""
+    if name not in NAMES:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(NAMES)}")
+    cls, fixed = NAMES[name]
+    defaults = paper_defaults(kind) if kind is not None and cls is Alchemy else {}
+    return cls(**{**defaults, **fixed, **options})
