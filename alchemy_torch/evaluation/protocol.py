@@ -4,10 +4,11 @@ Folds are stratified over TARGETS (with ``groups``, stratified group folds: a ca
 on both sides). Everything fitted -- the extractor's corpus context, scalers, target selection,
 filtering, the model -- sees the training targets of a fold only.
 
-Draws and features: when the extractor has no corpus context (flows, http), a target's draws
-and vectors depend on its own records alone, so they are computed once per repeat for every
-target and sliced per fold. An extractor with context (dns) is fitted per fold on the training
-targets, and the fold's vectors are computed with it.
+Draws and features: a target's draws depend on its own records and the repeat's seed alone
+(:meth:`Vectors.compute` with ``index``). When the extractor has no corpus context (flows,
+http), its vectors do too, so they are computed once per repeat for every target and sliced
+per fold. An extractor with context (dns) is fitted per fold on the training targets, and the
+fold's vectors are computed with it, from the same draws.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from alchemy_torch.resample import derive_seed
 __all__ = ["cross_validate", "fold_splits"]
 
 log = logging.getLogger(__name__)
-_DRAW_STREAM, _TRAIN_DRAWS, _TEST_DRAWS = 31, 0, 1  # sub-streams of the seed for the draws
+_DRAW_STREAM = 31  # sub-stream of the seed for the draws of a repeat
 
 
 def cross_validate(
@@ -82,10 +83,8 @@ def cross_validate(
             else:
                 fitted_extractor = clone(extractor).fit(bags[train])
                 train_v, test_v = (
-                    Vectors.compute(
-                        fitted_extractor, bags[part], resampler, derive_seed(draw_seed, fold, s)
-                    )
-                    for part, s in ((train, _TRAIN_DRAWS), (test, _TEST_DRAWS))
+                    Vectors.compute(fitted_extractor, bags, resampler, draw_seed, index=part)
+                    for part in (train, test)
                 )
             features_seconds = shared_seconds + time.perf_counter() - start
             start = time.perf_counter()

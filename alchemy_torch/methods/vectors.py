@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from alchemy_torch.bags import Bags
+from alchemy_torch.ops.segment import csr_gather, nonzero, offsets_from_lengths
 from alchemy_torch.resample import Draws, Resampler
 
-__all__ = ["Vectors"]
+__all__ = ["Vectors", "restrict_draws"]
 
 
 @dataclass
@@ -23,8 +24,8 @@ class Vectors:
     """Original and pseudo feature vectors of B targets (D features, P pseudo vectors).
 
     original: (B, D) float64. labels: (B,) int64 (1, 0, or -1 unlabelled). targets: (B,)
-    names. pseudo: (P, D) float64. owner: (P,) int64 index into the B targets. iteration:
-    (P,) int64 resampling iteration of every pseudo vector.
+    names. pseudo: (P, D) float64, ordered by (owner, iteration). owner: (P,) int64 index
+    into the B targets. iteration: (P,) int64 resampling iteration of every pseudo vector.
     """
 
     original: np.ndarray
@@ -36,26 +37,40 @@ class Vectors:
 
     @classmethod
     def compute(
-        cls, extractor, bags: Bags, resampler: Resampler | None = None, seed: int = 0
+        cls,
+        extractor,
+        bags: Bags,
+        resampler: Resampler | None = None,
+        seed: int = 0,
+        index=None,
     ) -> "Vectors":
-        """Originals of every target and, with ``resampler``, its draws' vectors (seeded)."""
-        original = extractor(bags)
-        parts, draws = [], []
+        """Originals of every target and, with ``resampler``, its draws' vectors (seeded).
+
+        ``index``: only the targets at these positions of ``bags``, with the draws they get
+        when all of ``bags`` is drawn: a target's draws never depend on which others are
+        computed with it. Draws are produced and turned into vectors chunk by chunk.
+        """
+        part = bags if index is None else bags[index]
+        original = extractor(part)
+        parts, owners, iterations = [], [], []
         if resampler is not None:
-            for x, d in extractor.iter_draws(bags, resampler, seed):
-                parts.append(x)
-                draws.append(d)
-        dims = original.shape[1]
-        pseudo = torch.cat(parts) if parts else original.new_zeros((0, dims))
-        drawn = Draws.cat(draws) if draws else None
-        empty = np.zeros(0, dtype=np.int64)
+            for draws in resampler.iter_draws(bags, seed):
+                if index is not None:
+                    draws = restrict_draws(draws, bags, index)
+                parts.append(extractor(part, draws))
+                owners.append(draws.owner.cpu().numpy())
+                iterations.append(draws.iteration.cpu().numpy())
+        empty = [np.zeros(0, dtype=np.int64)]
+        owner, iteration = np.concatenate(owners or empty), np.concatenate(iterations or empty)
+        order = np.lexsort((iteration, owner))  # by target, then iteration: chunk-invariant
+        pseudo = _numpy(torch.cat(parts)) if parts else np.zeros((0, original.shape[1]))
         return cls(
             original=_numpy(original),
-            labels=bags.labels.cpu().numpy().astype(np.int64),
-            targets=np.asarray(bags.targets, dtype=object),
-            pseudo=_numpy(pseudo),
-            owner=empty if drawn is None else drawn.owner.cpu().numpy(),
-            iteration=empty if drawn is None else drawn.iteration.cpu().numpy(),
+            labels=part.labels.cpu().numpy().astype(np.int64),
+            targets=np.asarray(part.targets, dtype=object),
+            pseudo=pseudo[order],
+            owner=owner[order],
+            iteration=iteration[order],
         )
 
     def __len__(self) -> int:
@@ -81,6 +96,29 @@ class Vectors:
             owner=position[self.owner[rows]],
             iteration=self.iteration[rows],
         )
+
+
+def restrict_draws(draws: Draws, bags: Bags, index) -> Draws:
+    """The draws of the targets ``index`` (positions) re-expressed over ``bags[index]``.
+
+    Owners become positions in ``index``; rows move to the sub-Bags' record numbering (a
+    target's records stay contiguous and in order there, so each draw keeps its time order).
+    """
+    index = torch.as_tensor(np.asarray(index, dtype=np.int64), device=bags.device)
+    position = torch.full((len(bags),), -1, dtype=torch.int64, device=bags.device)
+    position[index] = torch.arange(index.numel(), device=bags.device)
+    keep = nonzero(position[draws.owner] >= 0)
+    rows, offsets = csr_gather(draws.offsets, keep)
+    owner = draws.owner[keep]
+    row_owner = torch.repeat_interleave(owner, offsets.diff(), output_size=rows.numel())
+    sub_offsets = offsets_from_lengths(bags.lengths[index])
+    shift = sub_offsets[:-1][position[row_owner]] - bags.offsets[row_owner]
+    return Draws(
+        owner=position[owner],
+        offsets=offsets,
+        rows=draws.rows[rows] + shift,
+        iteration=draws.iteration[keep],
+    )
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:

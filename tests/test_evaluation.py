@@ -1,0 +1,180 @@
+"""cross_validate: target-level folds, no leakage, shared draws, metrics and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from detection_helpers import KINDS, small_bags, small_forest
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from alchemy_torch import Resampler, evaluation, features, methods, models
+from alchemy_torch.evaluation import detection_metrics, tpr_at_fpr
+from alchemy_torch.features.dns import DnsFeatures
+from alchemy_torch.features.flows import FlowFeatures
+
+FAST = Resampler(option=4, iterations=3)
+
+
+def alchemy4(**options):
+    return methods.make("alchemy4", resampler=FAST, p_range=(0.0, 0.99), **options)
+
+
+def run(bags, method, model=None, extractor=None, **options):
+    extractor = extractor or features.make(bags.kind)
+    options.setdefault("folds", 3)
+    return evaluation.cross_validate(bags, extractor, method, model or small_forest(), **options)
+
+
+def test_one_row_per_fold_and_every_target_scored_once_per_repeat():
+    bags = small_bags("flows")
+    res = run(bags, alchemy4(), repeats=2)
+    assert list(zip(res.repeat, res.fold)) == [(r, f) for r in range(2) for f in range(3)]
+    for column in ("roc_auc", "pr_auc", "tpr_at_1pct_fpr"):
+        assert res[column].between(0, 1).all()
+    assert (res.train_original + res.test_targets == len(bags)).all()
+    assert (res.train_pseudo_kept + res.train_filtered <= res.train_original * 3).all()
+    assert (res.regenerated_targets <= res.train_original).all()
+    scores = res.attrs["scores"]
+    for _, one in scores.groupby("repeat"):
+        assert sorted(one.target) == sorted(bags.targets)
+    by_target = scores[scores.repeat == 0].set_index("target")
+    assert (by_target.label.reindex(bags.targets).to_numpy() == bags.labels.numpy()).all()
+    fold0 = scores.query("repeat == 0 and fold == 0")
+    assert res.roc_auc[0] == pytest.approx(detection_metrics(fold0.label, fold0.score)["roc_auc"])
+    fits = res.attrs["fits"]
+    assert len(fits) == 6 and "selection" in fits[0] and "threshold" in fits[0]
+
+
+def test_same_seed_same_metrics_and_another_seed_differs():
+    bags = small_bags("flows")
+    a, b = run(bags, alchemy4(), seed=5), run(bags, alchemy4(), seed=5)
+    pd.testing.assert_frame_equal(a.filter(regex="auc|tpr|train"), b.filter(regex="auc|tpr|train"))
+    c = run(bags, alchemy4(), seed=6)
+    assert not a.attrs["scores"].score.equals(c.attrs["scores"].score)
+
+
+class RecomputedFlows(FlowFeatures):
+    """Flow features treated as if they had corpus context: recomputed in every fold."""
+
+    corpus_context = True
+
+
+def test_shared_draws_give_the_same_metrics_as_recomputing_per_fold():
+    bags = small_bags("flows")
+    shared = run(bags, alchemy4(), repeats=2)
+    per_fold = run(bags, alchemy4(), extractor=RecomputedFlows(), repeats=2)
+    columns = ["roc_auc", "pr_auc", "train_pseudo_kept", "train_filtered"]
+    pd.testing.assert_frame_equal(shared[columns], per_fold[columns])
+    pd.testing.assert_frame_equal(shared.attrs["scores"], per_fold.attrs["scores"])
+
+
+# ---------------------------------------------------------------------- leakage spies
+class SpyDns(DnsFeatures):
+    """Records the targets every fit sees and which targets produced every vector."""
+
+    fitted_on: list = []
+    produced: dict = {}
+
+    def fit(self, bags):
+        SpyDns.fitted_on.append(set(bags.targets))
+        return super().fit(bags)
+
+    def __call__(self, bags, draws=None):
+        out = super().__call__(bags, draws)
+        owner = np.arange(len(bags)) if draws is None else draws.owner.numpy()
+        for row, target in zip(out.numpy(), bags.targets[owner]):
+            SpyDns.produced.setdefault(row.tobytes(), set()).add(target)
+        return out
+
+
+class SpyForest(ClassifierMixin, BaseEstimator):
+    """A small forest that records every matrix it is fitted on."""
+
+    fits: list = []
+
+    def __init__(self, random_state=0):
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        SpyForest.fits.append(np.array(X))
+        self.forest_ = small_forest(self.random_state).fit(X, y)
+        self.classes_ = self.forest_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.forest_.predict_proba(X)
+
+
+@pytest.mark.parametrize("name", ["alchemy4", "smote"])
+def test_no_test_target_reaches_any_fit(name):
+    SpyDns.fitted_on, SpyDns.produced, SpyForest.fits = [], {}, []
+    bags = small_bags("dns")
+    method = alchemy4() if name == "alchemy4" else methods.make(name)
+    res = run(bags, method, model=SpyForest(), extractor=SpyDns(), folds=3)
+    scores = res.attrs["scores"]
+    tests = [set(scores.query("fold == @f").target) for f in range(3)]
+    assert len(SpyDns.fitted_on) == 3
+    for fold, seen in enumerate(SpyDns.fitted_on):
+        assert seen.isdisjoint(tests[fold]) and len(seen) == len(bags) - len(tests[fold])
+    per_fold = len(SpyForest.fits) // 3
+    assert per_fold * 3 == len(SpyForest.fits) and per_fold == (6 if name == "alchemy4" else 1)
+    for i, X in enumerate(SpyForest.fits):
+        sources = set().union(*(SpyDns.produced.get(row.tobytes(), set()) for row in X))
+        assert sources, "the spy must recognise the originals it produced"
+        assert sources.isdisjoint(tests[i // per_fold]), f"fit {i} saw a test target"
+
+
+def test_groups_keep_each_group_on_one_side():
+    bags = small_bags("flows")
+    groups = np.arange(len(bags)) % 10  # ten 'captures'
+    res = run(bags, methods.make("original"), groups=groups)
+    scores = res.attrs["scores"].set_index("target").reindex(bags.targets)
+    for g in range(10):
+        assert scores.fold[groups == g].nunique() == 1
+    named = pd.Series(groups, index=bags.targets).iloc[::-1]  # by target name, any order
+    res2 = run(bags, methods.make("original"), groups=named)
+    pd.testing.assert_frame_equal(res.attrs["scores"], res2.attrs["scores"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("model", list(models.NAMES))
+@pytest.mark.parametrize("name", list(methods.NAMES))
+def test_every_model_and_method_runs_on_every_kind(kind, model, name):
+    method = methods.make(name, **({"resampler": FAST} if "alchemy" in name else {}))
+    options = {"dnn": {"max_epochs": 2}, "rf": {"n_estimators": 10}}.get(model, {})
+    res = run(small_bags(kind, n_targets=30), method, models.make(model, **options), folds=2)
+    assert len(res) == 2 and res.roc_auc.between(0, 1).all()
+
+
+def test_dnn_same_seed_same_metrics():
+    bags = small_bags("flows")
+    dnn = models.make("dnn", max_epochs=3)
+    a, b = run(bags, alchemy4(), dnn), run(bags, alchemy4(), dnn)
+    pd.testing.assert_series_equal(a.roc_auc, b.roc_auc)
+
+
+def test_metrics():
+    labels = np.array([0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.7, 0.6, 0.9])
+    m = detection_metrics(labels, scores)
+    assert m["roc_auc"] == pytest.approx(5 / 6)
+    assert tpr_at_fpr(labels, scores, 0.0) == 0.5 and tpr_at_fpr(labels, scores, 0.34) == 1.0
+
+
+def test_bad_input_is_a_one_line_error():
+    bags = small_bags("flows")
+    with pytest.raises(ValueError, match=r"bags are 'flows' .* features.make\('flows'\)"):
+        run(bags, methods.make("original"), extractor=features.make("http"))
+    few = bags[np.r_[np.flatnonzero(bags.labels == 1)[:2], np.flatnonzero(bags.labels == 0)]]
+    with pytest.raises(ValueError, match="2 malicious .* lower folds= to at most 2"):
+        run(few, methods.make("original"))
+    unlabelled = bags[np.arange(len(bags))]
+    unlabelled.labels[0] = -1
+    with pytest.raises(ValueError, match="1 targets are unlabelled"):
+        run(unlabelled, methods.make("original"))
+    malicious_group = np.where(bags.labels.numpy() == 1, 0, 1 + np.arange(len(bags)) % 5)
+    with pytest.raises(ValueError, match="no malicious test target .*groups"):
+        run(bags, methods.make("original"), groups=malicious_group)
+    with pytest.raises(TypeError, match="model must have fit and predict_proba"):
+        run(bags, methods.make("original"), model=object())
