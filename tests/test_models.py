@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
+import torch.nn.functional as F
 from sklearn import config_context
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
@@ -17,12 +21,15 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from alchemy_torch import models
 from alchemy_torch.models import NonFiniteWarning, finite_features
+from alchemy_torch.models.dnn import SPLIT_STREAM, validation_split
 from alchemy_torch.models.svm import calibration_folds
+from alchemy_torch.resample import derive_seed
 
 #: Small and quick: every model learns the problems below in well under a second.
 FAST = {
     "rf": dict(n_estimators=20, n_jobs=1),
     "svm": dict(),
+    "dnn": dict(max_epochs=15, device="cpu"),
 }
 #: House rule: constructor arguments are validated in __init__ (scikit-learn wants it in fit).
 HOUSE_RULE = {"check_do_not_raise_errors_in_init_or_set_params": "validated in __init__"}
@@ -50,8 +57,8 @@ def problem():
 
 
 def test_make_lists_the_names_on_an_unknown_one():
-    assert set(models.NAMES) == {"rf", "svm"}
-    with pytest.raises(ValueError, match="unknown model 'knn'; choose one of: rf, svm"):
+    assert set(models.NAMES) == {"rf", "svm", "dnn"}
+    with pytest.raises(ValueError, match="unknown model 'knn'; choose one of: dnn, rf, svm"):
         models.make("knn")
 
 
@@ -79,7 +86,7 @@ def test_clone_and_get_params_round_trip(name):
 
 @pytest.mark.parametrize(
     "name, option",
-    [("rf", dict(n_estimators=0)), ("svm", dict(approximation="rff"))],
+    [("rf", dict(n_estimators=0)), ("svm", dict(approximation="rff")), ("dnn", dict(lr=0))],
 )
 def test_bad_options_raise_in_init_and_after_set_params(name, option, problem):
     X, y, _, _ = problem[0]
@@ -147,7 +154,7 @@ def test_non_finite_inputs_are_zero(name, problem):
     np.testing.assert_array_equal(proba, reference.predict_proba(zeroed))
 
 
-@pytest.mark.parametrize("name", ["svm"])
+@pytest.mark.parametrize("name", ["svm", "dnn"])
 def test_scaler_learns_from_original_rows_only(name, problem):
     X, y, groups, original = problem[0]
     X = np.where(original[:, None], X, X + 10.0)  # pseudo rows far away
@@ -158,7 +165,7 @@ def test_scaler_learns_from_original_rows_only(name, problem):
     np.testing.assert_allclose(default.scaler_.mean_, X.mean(axis=0))
 
 
-@pytest.mark.parametrize("name", ["rf"])
+@pytest.mark.parametrize("name", ["rf", "dnn"])
 def test_same_seed_same_predictions(name, problem):
     (X, y, groups, original), (X_test, _, _, _) = problem
     first, second = (
@@ -232,4 +239,129 @@ def test_fit_parameters_route_through_cross_validate(problem):
 def test_check_estimator(name):
     check_estimator(
         models.make(name, **FAST[name]), expected_failed_checks=HOUSE_RULE, on_skip=None
+    )
+
+
+# ---------------------------------------------------------------- DNN
+
+
+def _reference_split_counts(y, groups, mask):
+    """Per class: (groups, validation groups) counted one group at a time with pandas."""
+    table = pd.DataFrame({"y": y, "group": groups, "validation": mask})
+    per_group = table.groupby("group").agg(y=("y", "max"), validation=("validation", "max"))
+    return per_group.groupby("y")["validation"].agg(["size", "sum"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_validation_split_never_splits_a_group(seed):
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, 300, 5000)
+    y = (groups % 7 == 0).astype(np.int64)  # a group's rows share its label
+    mask = validation_split(y, groups, 0.1, seed)
+    per_group = pd.Series(mask).groupby(groups).nunique()
+    assert per_group.max() == 1
+    counts = _reference_split_counts(y, groups, mask)
+    expected = (counts["size"] * 0.1).round().clip(lower=1)
+    np.testing.assert_array_equal(counts["sum"], expected)
+
+
+def test_validation_split_is_seeded_and_keeps_lone_groups_for_training():
+    groups = np.repeat(np.arange(40), 3)
+    y = (groups < 20).astype(np.int64)
+    first = validation_split(y, groups, 0.25, seed=5)
+    assert np.array_equal(first, validation_split(y, groups, 0.25, seed=5))
+    assert not np.array_equal(first, validation_split(y, groups, 0.25, seed=6))
+    assert not validation_split(y, groups, 0.0, seed=5).any()
+    lone = np.array([0, 0, 1, 2, 2])  # one positive group, two negatives
+    mask = validation_split(np.array([1, 1, 0, 0, 0]), lone, 0.5, seed=0)
+    assert not mask[:2].any() and mask[2:].sum() in (1, 2)
+
+
+def test_dnn_restores_the_best_validation_weights():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(200), 3)
+    X = rng.normal(size=(groups.size, 8))
+    y = np.repeat(np.arange(200) % 2, 3)  # labels unrelated to X: validation loss rises
+    model = models.make("dnn", max_epochs=60, patience=3, device="cpu").fit(X, y, groups=groups)
+    assert model.n_epochs_ < 60
+    mask = validation_split(y, groups, 0.1, derive_seed(0, SPLIT_STREAM))
+    x = torch.as_tensor(model.scaler_.transform(X[mask]), dtype=torch.float32)
+    with torch.inference_mode():
+        loss = F.binary_cross_entropy_with_logits(
+            model.module_(x), torch.as_tensor(y[mask]).float()
+        )
+    assert math.isclose(float(loss), model.best_val_loss_, rel_tol=1e-5)
+
+
+def test_dnn_without_validation_trains_every_epoch(problem):
+    X, y, groups, _ = problem[0]
+    model = models.make("dnn", max_epochs=4, validation_fraction=0.0, device="cpu")
+    model.fit(X, y, groups=groups)
+    assert model.n_epochs_ == 4 and math.isnan(model.best_val_loss_)
+    pair = np.array([0, 0, 1, 1])
+    with pytest.warns(UserWarning, match="no validation split possible"):
+        models.make("dnn", max_epochs=2, device="cpu").fit(X[:4], y[[0, 0, 5, 5]], groups=pair)
+
+
+@pytest.mark.filterwarnings("ignore:.*LeafSpec:FutureWarning")  # verbose lets it through
+def test_dnn_is_quiet_and_writes_nothing(problem, tmp_path, monkeypatch, capfd, caplog):
+    X, y, groups, _ = problem[0]
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        models.make("dnn", max_epochs=2, device="cpu").fit(X, y, groups=groups)
+    assert [str(w.message) for w in caught] == []
+    assert capfd.readouterr() == ("", "") and caplog.text == ""
+    models.make("dnn", max_epochs=2, device="cpu", verbose=True).fit(X, y, groups=groups)
+    assert "Epoch 1" in "".join(capfd.readouterr())  # progress bar
+    assert "Total params" in caplog.text  # model summary
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dnn_trains_on_the_chosen_device(device, problem):
+    (X, y, groups, _), (X_test, y_test, _, _) = problem
+    model = models.make("dnn", max_epochs=15, device=device.type).fit(X, y, groups=groups)
+    assert model.device_.type == device.type
+    assert next(model.module_.parameters()).device.type == device.type
+    assert roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]) > 0.9
+
+
+def test_dnn_auto_device():
+    X, y, _, _ = targets_problem(n_targets=10)
+    model = models.make("dnn", max_epochs=1).fit(X, y)
+    assert model.device_.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            models.make("dnn", device="cuda").fit(X, y)
+
+
+@pytest.mark.gpu
+def test_dnn_same_seed_on_cuda(problem):
+    (X, y, groups, _), (X_test, _, _, _) = problem
+    first, second = (
+        models.make("dnn", max_epochs=5, device="cuda").fit(X, y, groups=groups) for _ in range(2)
+    )
+    np.testing.assert_allclose(
+        first.predict_proba(X_test), second.predict_proba(X_test), rtol=0, atol=1e-6
+    )
+
+
+def test_dnn_seed_changes_predictions_and_leaves_global_rng_alone(problem):
+    (X, y, groups, _), (X_test, _, _, _) = problem
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    probas = [
+        models.make("dnn", random_state=seed, **FAST["dnn"]).fit(X, y, groups=groups)
+        for seed in (0, 1)
+    ]
+    assert torch.equal(torch.rand(3), expected_next)
+    assert not np.array_equal(probas[0].predict_proba(X_test), probas[1].predict_proba(X_test))
+
+
+@pytest.mark.slow
+def test_check_estimator_dnn():
+    check_estimator(
+        models.make("dnn", max_epochs=5), expected_failed_checks=HOUSE_RULE, on_skip=None
     )

@@ -19,6 +19,7 @@ __all__ = ["make", "NAMES", "Model", "NonFiniteWarning", "finite_features", "fit
 NAMES = {
     "rf": "alchemy_torch.models.rf:RandomForest",
     "svm": "alchemy_torch.models.svm:SVM",
+    "dnn": "alchemy_torch.models.dnn:DNN",
 }
 
 
