@@ -179,6 +179,7 @@ def test_target_rules_and_valid_records():
     expect = {
         "any": {"a": 1, "b": 1, "d": 0},
         "majority": {"a": 0, "b": 1, "d": 0},
+        "all": {"a": 0, "b": 1, "d": 0},
         "ctu13": {"a": 1, "d": 0},
     }
     for rule, labels in expect.items():
@@ -186,8 +187,8 @@ def test_target_rules_and_valid_records():
         kept, got = label_targets(records, "flows", rule, report)
         assert got.to_dict() == labels and set(kept["server"]) == set(labels)
         assert sum(r["records"] for r in report.removed) == len(records) - len(kept)
-    with pytest.raises(ValueError, match="unknown rule"):
-        label_targets(records, "flows", "all", Report("t", "flows", "server"))
+    with pytest.raises(ValueError, match="label_rule must be one of"):
+        label_targets(records, "flows", "nope", Report("t", "flows", "server"))
 
     dns = pd.DataFrame(
         {

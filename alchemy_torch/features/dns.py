@@ -86,6 +86,7 @@ from torch import Tensor
 
 from alchemy_torch.bags import Bags
 from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments
+from alchemy_torch.io.addresses import canonical_addresses
 from alchemy_torch.ops import segment as seg
 
 __all__ = ["DnsFeatures", "MULTI_LABEL_SUFFIXES", "TTL_EDGES"]
@@ -589,15 +590,9 @@ def _answer_ips(bags: Bags) -> tuple[Tensor, np.ndarray]:
     """(V,) canonical-address id of every answer string (-1: not an address) and the addresses."""
 
     def build():
-        ids = np.full(len(bags.vocab["answer"]), -1, dtype=np.int64)
-        canonical: dict[str, int] = {}
-        for k, value in enumerate(bags.vocab["answer"]):
-            try:
-                address = ipaddress.ip_address(str(value).strip())
-            except ValueError:
-                continue
-            ids[k] = canonical.setdefault(str(address), len(canonical))
-        return torch.from_numpy(ids).to(bags.device), np.array(list(canonical), dtype=object)
+        ids, addresses = pd.factorize(canonical_addresses(bags.vocab["answer"]))  # None -> -1
+        ids = torch.from_numpy(ids.astype(np.int64)).to(bags.device)
+        return ids, np.asarray(addresses, dtype=object)
 
     return bags.cached("dns:answer_ip", build)
 
