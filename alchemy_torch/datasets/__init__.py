@@ -4,11 +4,13 @@ ds = load("flows-iot23-small")              # Dataset(kind, records, labels, rep
 ds = from_files(["conn.log.labeled"])       # your files, the same path: kind from content
 print(ds.report)                            # what was read, kept and removed, per class
 ds = ds.filter(min_bag_size=5)              # or valid=True (METHOD.md 2.3)
-bags = ds.to_bags()                         # Bags of its records and labels
+bags, groups = ds.to_bags(), ds.groups      # Bags; target -> capture, for grouped CV
+print(audit(ds))                            # what separates the classes on its own
 records, labels = synthetic("dns", n_targets=500, difficulty=0.3)
 path = fetch("ctu13-1")                     # cached, checksum-verified download
 """
 
+from .audit import Audit, audit
 from .dataset import Dataset
 from .files import from_files, infer_kind
 from .registry import available, default_root, load
@@ -18,9 +20,11 @@ from .synthetic import synthetic
 
 __all__ = [
     "REMOTE",
+    "Audit",
     "ChecksumError",
     "Dataset",
     "Report",
+    "audit",
     "available",
     "default_root",
     "fetch",

@@ -1,4 +1,4 @@
-"""A labelled data set of one kind: canonical records, per-target labels, report."""
+"""A labelled data set of one kind: canonical records, per-target labels, groups, report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from ..bags import Bags
-from ..io.schema import TARGET
+from ..io.schema import SOURCE, TARGET
 from .report import Report
 from .targets import count, filter_bags
 
@@ -32,6 +32,27 @@ class Dataset:
     def target(self) -> str:
         """The target column: 'server' (flows, http) or 'query' (dns)."""
         return TARGET[self.kind]
+
+    @property
+    def groups(self) -> pd.Series:
+        """Series target -> source: the capture of every target, aligned with ``labels`` and
+        with ``to_bags().targets`` (for ``cross_validate(..., groups=)``, GroupKFold).
+
+        A target seen in several sources belongs to the one holding most of its records
+        (ties: the first source name); the report counts such targets.
+        """
+        per_source = self.records.groupby([self.target, SOURCE], sort=True).size()
+        ranked = per_source.reset_index(name="n").sort_values(
+            [self.target, "n", SOURCE], ascending=[True, False, True], kind="stable"
+        )
+        first = ranked.drop_duplicates(self.target)
+        return (
+            pd.Series(
+                first[SOURCE].to_numpy(), index=pd.Index(first[self.target], name=self.target)
+            )
+            .reindex(self.labels.index)
+            .rename("group")
+        )
 
     def filter(self, *, min_bag_size: int | None = None, valid: bool = False) -> Dataset:
         """A copy without small or invalid bags (see :func:`.targets.filter_bags`)."""

@@ -2,8 +2,15 @@
 named set of :func:`~.registry.load`.
 
 Steps: read every file (kind from the content when not given), keep its name in a ``source``
-column, apply the set's record rules, drop records without a target, label the targets
-(:mod:`alchemy_torch.labels`), count everything in the report.
+column, apply the set's record rules, align time per source if asked, drop records without
+a target, label the targets (:mod:`alchemy_torch.labels`), count everything in the report.
+
+Clocks: a source whose first timestamp is below :data:`RELATIVE_BEFORE` (1e9 s, i.e. before
+2001-09-09 read as epoch time) is taken to count seconds from its capture's start
+('relative'); others count epoch seconds ('epoch'). Stratosphere's malware captures log
+relative time where its benign captures log epoch time, so time alone can separate their
+classes. ``align_time="capture"`` shifts every source to start at 0, making both comparable
+(time of day is then lost: day boundaries fall 24 h after each capture's start).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from .dataset import Dataset
 from .report import Report
 from .targets import count, drop_records, label_targets
 
+RELATIVE_BEFORE = 1e9
+ALIGNMENTS = (None, "capture")
 READERS = {"flows": io.read_flows, "http": io.read_http, "dns": io.read_dns}
 # field names (Zeek or canonical) that only one kind's files carry
 _KIND_FIELDS = {
@@ -79,6 +88,7 @@ def from_files(
     label_rule: str = "any",
     unknown: str = "drop",
     *,
+    align_time: str | None = None,
     name: str = "files",
 ) -> Dataset:
     """A :class:`Dataset` from your own files (any format :mod:`alchemy_torch.io` reads).
@@ -87,8 +97,9 @@ def from_files(
     ``label_rule``: how record labels make target labels (:data:`alchemy_torch.labels.RULES`).
     ``unknown``: targets the rule leaves unknown (e.g. Background-only servers) are removed
     and counted (``"drop"``) or kept with label -1 for prediction-only use (``"keep"``);
-    files without a label column hold unknown records only. The report says what was read,
-    kept and removed per class, and why.
+    files without a label column hold unknown records only. ``align_time``: None (as read)
+    or ``"capture"`` (every file shifted to start at 0; see the module docstring).
+    The report says what was read, kept and removed per class, and why.
     """
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     if not paths:
@@ -97,7 +108,7 @@ def from_files(
     report = Report(name, kind, TARGET[kind])
     names = source_names(paths)
     frames = [read_source(Source(p), kind, names[p], report) for p in paths]
-    return assemble(frames, kind, report, label_rule, unknown)
+    return assemble(frames, kind, report, label_rule, unknown, align_time)
 
 
 def source_names(paths: list[Path]) -> dict:
@@ -143,9 +154,11 @@ def assemble(
     report: Report,
     label_rule: str,
     unknown: str,
+    align_time: str | None,
 ) -> Dataset:
     """Records of every source -> labelled Dataset; every removal counted in ``report``."""
     records = pd.concat(frames, ignore_index=True)
+    records = align(records, report, align_time)
     target = TARGET[kind]
     unnamed = (records[target] == "").to_numpy()  # e.g. dns.log queries logged '-'
     if unnamed.any():
@@ -169,7 +182,44 @@ def assemble(
             f"labels need unknown='keep'\n{report}"
         )
     count(report, records, labels, kind)
+    shared = int((records.groupby(target)[SOURCE].nunique() > 1).sum())
+    if shared:
+        report.notes.append(
+            f"{shared} target(s) appear in several sources; groups puts each with the source "
+            "of most of its records"
+        )
     return Dataset(kind, records, labels, report)
+
+
+def align(records: pd.DataFrame, report: Report, how: str | None) -> pd.DataFrame:
+    """Note every source's clock and time range; with ``how="capture"`` shift each source to
+    start at 0 (see the module docstring)."""
+    if how not in ALIGNMENTS:
+        raise ValueError(f"align_time must be one of {ALIGNMENTS}, got {how!r}")
+    span = records.groupby(SOURCE, sort=False)["ts"].agg(["min", "max"])
+    relative = span["min"] < RELATIVE_BEFORE
+    for source, (first, last) in span.iterrows():  # one row per source file
+        report.sources[source].update(
+            first_ts=float(first),
+            last_ts=float(last),
+            clock="relative" if relative[source] else "epoch",
+        )
+    listed = lambda mask: ", ".join(span.index[mask])  # noqa: E731
+    if how is None:
+        if relative.any() and not relative.all():
+            report.notes.append(
+                f"mixed clocks: {listed(relative)} count seconds from capture start (first "
+                f"ts < {RELATIVE_BEFORE:g}), {listed(~relative)} epoch seconds: features of "
+                "absolute time separate them; load with align_time='capture'"
+            )
+        return records
+    for source in span.index:
+        report.sources[source]["shift"] = -float(span.loc[source, "min"])
+    report.notes.append(
+        "align_time='capture': every source shifted to start at 0 (relative clocks: "
+        f"{listed(relative) or 'none'}; epoch clocks: {listed(~relative) or 'none'})"
+    )
+    return records.assign(ts=records["ts"] - records[SOURCE].map(span["min"]).to_numpy())
 
 
 # -- the kind of a file, from its content --------------------------------------------------

@@ -198,6 +198,7 @@ def load(
     cache_dir=None,
     label_rule: str | None = None,
     unknown: str = "drop",
+    align_time: str | None = None,
     min_bag_size: int | None = None,
     valid: bool = False,
 ) -> Dataset:
@@ -206,8 +207,8 @@ def load(
     Real sets are read from ``root/name`` (default :func:`default_root`); remote sets are
     fetched into ``cache_dir`` (see :func:`.remote.fetch`); synthetic sets use the generator
     defaults. ``label_rule`` overrides the set's rule (:data:`alchemy_torch.labels.RULES`);
-    ``unknown`` is as in :func:`.files.from_files`, the path every set takes;
-    ``min_bag_size`` and ``valid`` filter bags (:meth:`Dataset.filter`).
+    ``unknown`` and ``align_time`` are as in :func:`.files.from_files`, the path every set
+    takes; ``min_bag_size`` and ``valid`` filter bags (:meth:`Dataset.filter`).
     """
     if name in SYNTHETIC:
         kind = SYNTHETIC[name]
@@ -220,7 +221,7 @@ def load(
         report = Report(name, spec.kind, TARGET[spec.kind], notes=list(spec.notes))
         frames = [read_source(s, spec.kind, s.path.name, report) for s in sources]
         report.notes += [f"left out {file}: {reason}" for file, reason in spec.left_out]
-    ds = assemble(frames, spec.kind, report, label_rule or spec.label_rule, unknown)
+    ds = assemble(frames, spec.kind, report, label_rule or spec.label_rule, unknown, align_time)
     if min_bag_size or valid:
         ds = ds.filter(min_bag_size=min_bag_size, valid=valid)
     return ds

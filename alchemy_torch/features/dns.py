@@ -128,6 +128,10 @@ MULTI_LABEL_SUFFIXES = frozenset(
     for second in seconds.split()
 )
 
+#: The time alignment of the features that read absolute time (``Feature.clock``).
+CLOCK_SHARED = "one clock for all training records: epoch, or align_time='capture'"
+CLOCK_EPOCH_DAYS = "epoch: UTC calendar days (align_time='capture': 24 h from capture start)"
+
 #: TTL range edges of feature 11 (seconds).
 TTL_EDGES = (0.0, 1.0, 10.0, 100.0, 300.0, 900.0, math.inf)
 
@@ -222,11 +226,17 @@ class DnsFeatures(FeatureExtractor):
                 b.RATE_SENSITIVE,
                 f"1 if lifetime < {self.short_life_hours:g} h",
             ),
-            Feature("bag_ratio_lifetime", b.RATE_SENSITIVE, "lifetime / monitoring period"),
+            Feature(
+                "bag_ratio_lifetime",
+                b.RATE_SENSITIVE,
+                "lifetime / monitoring period",
+                clock=CLOCK_SHARED if self.monitoring_period is None else "",
+            ),
             Feature(
                 "day_mean_distance",
                 b.SPREAD,
                 "mean Euclidean distance between z-normalised 24-h day vectors",
+                clock=CLOCK_EPOCH_DAYS,
             ),
             Feature(
                 "hour_count_changepoints",
