@@ -344,8 +344,8 @@ class FlowFeatures(FeatureExtractor):
         ranks = [_field(words, per_record["layout"], f"rank{c}") for c in range(3)]
         values = [lv.index_select(0, r) for lv, r in zip(levels, ranks)]
         mean = [seg.segment_mean(v, offsets) for v in values]
-        dev = [v - m.index_select(0, ids) for v, m in zip(values, mean)]
-        m2 = [seg.segment_mean(d * d, offsets) for d in dev]
+        squares = [(v - m.index_select(0, ids)) ** 2 for v, m in zip(values, mean)]
+        m2 = [seg.segment_mean(sq, offsets) for sq in squares]
 
         # min, the two middle values (numpy's linear interpolation) and max of every segment
         pos = (n - 1).clamp(min=0).to(torch.float64) * 0.5
@@ -395,7 +395,8 @@ class FlowFeatures(FeatureExtractor):
         mode = torch.zeros_like(n_f).scatter_reduce_(
             0, run_seg, p, reduce="amax", include_self=True
         )
-        m4 = seg.segment_mean(dev[2] ** 4, offsets)
+        # squares of squares: exact in every position, where pow(x, 4) is not (SIMD vs scalar)
+        m4 = seg.segment_mean(squares[2] * squares[2], offsets)
         var = m2[2]
         kurtosis = torch.where(
             var > 0, m4 / var.clamp(min=torch.finfo(var.dtype).tiny) ** 2, torch.zeros_like(var)
