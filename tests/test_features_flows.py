@@ -385,8 +385,7 @@ def test_grouped_computation_is_exact(records, device):
     bags = Bags.from_records("flows", df).to(device)
     draws = Resampler(4, iterations=3, min_size=1).draw(bags, seed=2)
     for options in OPTIONS:
-        whole, grouped = FlowFeatures(**options), FlowFeatures(**options)
-        grouped.chunk_records = 37
+        whole, grouped = FlowFeatures(**options), FlowFeatures(chunk_records=37, **options)
         assert torch.equal(grouped(bags), whole(bags))
         assert torch.equal(grouped(bags, draws), whole(bags, draws))
 

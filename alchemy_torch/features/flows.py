@@ -45,6 +45,8 @@ from alchemy_torch.features.base import (
     Feature,
     FeatureExtractor,
     Segments,
+    require_choice,
+    require_integer,
     stats5_features,
 )
 from alchemy_torch.ops import segment as seg
@@ -68,21 +70,18 @@ class FlowFeatures(FeatureExtractor):
         match_seconds: float = 60.0,
         disclosure_autocorr: bool = False,
         autocorr_lags: int = 12,
-        dtype: torch.dtype = torch.float64,
+        chunk_records: int = seg.CHUNK_RECORDS,
+        dtype: str | torch.dtype = "float64",
     ):
-        super().__init__(dtype)
-        if matching not in self.MATCHINGS:
-            raise ValueError(f"matching must be one of {self.MATCHINGS}, got {matching!r}")
+        super().__init__(chunk_records, dtype)
+        require_choice("matching", matching, self.MATCHINGS)
         if not bin_seconds > 0 or match_seconds < 0:
             raise ValueError(
                 f"bin_seconds must be > 0 and match_seconds >= 0, "
                 f"got {bin_seconds}, {match_seconds}"
             )
-        if autocorr_lags < 1:
-            raise ValueError(f"autocorr_lags must be >= 1, got {autocorr_lags}")
-        self.bin_seconds, self.cv = float(bin_seconds), bool(cv_instead_of_std)
-        self.matching, self.match_seconds = matching, float(match_seconds)
-        self.autocorr, self.autocorr_lags = bool(disclosure_autocorr), int(autocorr_lags)
+        require_integer("autocorr_lags", autocorr_lags, 1)
+        self._keep(locals())
 
     # ------------------------------------------------------------------ names
     @property
@@ -165,7 +164,7 @@ class FlowFeatures(FeatureExtractor):
             Feature(f.name, B.RATE_SENSITIVE, f.description)
             for f in stats5_features("bin", "clients", "distinct clients per bin")
         ]
-        if self.autocorr:
+        if self.disclosure_autocorr:
             feats += per_dir(
                 lambda d: [
                     Feature(
@@ -176,7 +175,7 @@ class FlowFeatures(FeatureExtractor):
                     for s in ("mean", "std")
                 ]
             )
-        if self.cv:
+        if self.cv_instead_of_std:
             feats = [
                 Feature(
                     f.name.replace("_std_", "_cv_"),
@@ -188,36 +187,8 @@ class FlowFeatures(FeatureExtractor):
         return feats
 
     # ------------------------------------------------------------------ compute
-    #: draws are computed in groups of about this many records (memory and cache; exact either way)
-    chunk_records: int = 1 << 22
-
     def compute(self, segments: Segments) -> Tensor:
-        """(P, D) features of the gathered draws, in groups of whole draws (~``chunk_records``)."""
-        offsets, n_rec = segments.offsets, segments.rows.numel()
-        if n_rec <= self.chunk_records or len(segments) < 2:
-            return self._compute(segments)
-        cuts = torch.searchsorted(
-            offsets,
-            torch.arange(self.chunk_records, n_rec, self.chunk_records, device=offsets.device),
-        )
-        bounds = [0] + sorted(set(cuts.clamp(1, len(segments) - 1).tolist())) + [len(segments)]
-        parts = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            lo, hi = int(offsets[a]), int(offsets[b])
-            parts.append(
-                self._compute(
-                    Segments(
-                        bags=segments.bags,
-                        rows=segments.rows[lo:hi],
-                        offsets=offsets[a : b + 1] - lo,
-                        owner=segments.owner[a:b],
-                    )
-                )
-            )
-        return torch.cat(parts)
-
-    def _compute(self, segments: Segments) -> Tensor:
-        """(P, D) features of one group of draws."""
+        """(P, D) features of the gathered draws."""
         bags, rows, offsets = segments.bags, segments.rows, segments.offsets
         n_draws, n_rec = len(segments), rows.numel()
         device = offsets.device
@@ -241,7 +212,7 @@ class FlowFeatures(FeatureExtractor):
 
         # bins: index within the draw, non-empty bins as CSR over draws
         first = ts.index_select(0, offsets[:-1].clamp(max=n_rec - 1))
-        bin_index = torch.floor((ts - first.index_select(0, ids)) / self.bin_seconds).long()
+        bin_index = torch.floor((ts - first.index_select(0, ids)) / float(self.bin_seconds)).long()
         nonempty_draw = offsets.diff() > 0
         n_bins = torch.where(
             nonempty_draw, bin_index.index_select(0, (offsets[1:] - 1).clamp(min=0)) + 1, 0
@@ -309,7 +280,7 @@ class FlowFeatures(FeatureExtractor):
             torch.stack([mean[:, 0], std[:, 0], low[:, 0], high[:, 0], median[:, 0], share], 1)
         )
         parts.append(torch.stack([mean[:, 1], std[:, 1], low[:, 1], high[:, 1], median[:, 1]], 1))
-        if self.autocorr:
+        if self.disclosure_autocorr:
             sizes = per_record["levels"][2].index_select(0, _field(dir_words, layout, "rank2"))
             parts.append(
                 self._autocorrelation(
@@ -320,7 +291,7 @@ class FlowFeatures(FeatureExtractor):
 
     def _spread(self, std: Tensor, mean: Tensor) -> Tensor:
         """std, or std / |mean| (0 where mean is 0) under ``cv_instead_of_std``."""
-        if not self.cv:
+        if not self.cv_instead_of_std:
             return std
         return torch.where(
             mean != 0,

@@ -16,7 +16,8 @@ number of characters (code points) and every ratio 0 when L = 0:
 then ``bytes_out``, ``bytes_in``, ``query_params`` (non-empty '&'-separated items of the query),
 ``path_slashes``, ``query_slashes`` and ``referrer_slashes`` (number of '/'). These never change
 under resampling: they are computed once per distinct string of the Bags (numpy over a padded
-code-point matrix) and kept per record as a (36, N) float64 table in ``bags.cache``. Draws
+code-point matrix, in blocks of about ``chunk_records`` characters) and kept per record as
+a (36, N) float64 table in ``bags.cache``. Draws
 gather and aggregate one feature at a time: 1-d segmented sorts are much faster than one sort
 along dim 0 of an (R, 36) matrix, and memory stays at a few (R,) vectors.
 
@@ -51,6 +52,8 @@ from alchemy_torch.features.base import (
     Feature,
     FeatureExtractor,
     Segments,
+    require_choice,
+    require_integer,
     stats5,
     stats5_features,
 )
@@ -82,8 +85,6 @@ OTHER_FEATURES = {
 }
 CACHE_KEY = "http_request_features"
 RANKS_KEY = "http_request_ranks"
-#: characters per block of the padded code-point matrix in :func:`_part_features`
-BLOCK_CELLS = 1 << 22
 _OTHER, _VOWEL, _CONSONANT, _DIGIT, _BASE64_SIGN = range(5)
 
 
@@ -118,14 +119,13 @@ class HttpFeatures(FeatureExtractor):
         aggregation: str = "stats",
         bins: int = 8,
         use_referrer: bool = True,
-        dtype: torch.dtype = torch.float64,
+        chunk_records: int = seg.CHUNK_RECORDS,
+        dtype: str | torch.dtype = "float64",
     ):
-        super().__init__(dtype)
-        if aggregation not in self.AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {self.AGGREGATIONS}, got {aggregation!r}")
-        if int(bins) != bins or bins < 2:
-            raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
-        self.aggregation, self.bins, self.use_referrer = aggregation, int(bins), bool(use_referrer)
+        super().__init__(chunk_records, dtype)
+        require_choice("aggregation", aggregation, self.AGGREGATIONS)
+        require_integer("bins", bins, 2)
+        self._keep(locals())
 
     @property
     def request_features(self) -> dict[str, str]:
@@ -162,7 +162,9 @@ class HttpFeatures(FeatureExtractor):
         return out
 
     def compute(self, segments: Segments) -> Tensor:
-        table = segments.bags.cached(CACHE_KEY, lambda: request_table(segments.bags))
+        table = segments.bags.cached(
+            CACHE_KEY, lambda: request_table(segments.bags, self.chunk_records)
+        )
         n_features = len(self.request_features)
         columns = (table[f][segments.rows] for f in range(n_features))
         if self.aggregation == "stats":
@@ -183,8 +185,12 @@ class HttpFeatures(FeatureExtractor):
 
 
 # ---------------------------------------------------------------------- per-request table
-def request_table(bags: Bags) -> Tensor:
-    """(36, N) float64 per-request features (rows) of every record, on the bags' device."""
+def request_table(bags: Bags, block_cells: int = seg.CHUNK_RECORDS) -> Tensor:
+    """(36, N) float64 per-request features (rows) of every record, on the bags' device.
+
+    ``block_cells``: characters per block of the padded code-point matrices (memory only).
+    """
+    part_features = lambda strings: _part_features(strings, block_cells)  # noqa: E731
 
     def per_string(column: str, *builds) -> Tensor:
         codes, inverse = torch.unique(bags.columns[column], return_inverse=True)
@@ -192,9 +198,9 @@ def request_table(bags: Bags) -> Tensor:
         values = np.vstack([np.atleast_2d(build(strings)) for build in builds])
         return torch.from_numpy(values).to(bags.device)[:, inverse]
 
-    host = per_string("host", _part_features)
-    path = per_string("path", _part_features, _slashes)
-    query = per_string("query", _part_features, _params, _slashes)
+    host = per_string("host", part_features)
+    path = per_string("path", part_features, _slashes)
+    query = per_string("query", part_features, _params, _slashes)
     referrer = per_string("referrer", _slashes)
     numbers = torch.stack([bags.columns["bytes_out"], bags.columns["bytes_in"]]).to(torch.float64)
     return torch.cat(
@@ -214,18 +220,21 @@ def _params(strings: np.ndarray) -> np.ndarray:
     )
 
 
-def _part_features(strings: np.ndarray) -> np.ndarray:
-    """(10, n) float64 :data:`PART_FEATURES` of every string, in blocks of similar length."""
+def _part_features(strings: np.ndarray, block_cells: int) -> np.ndarray:
+    """(10, n) float64 :data:`PART_FEATURES` of every string, in blocks of similar length.
+
+    A block is the largest run of length-sorted strings whose padded matrix has at most
+    ``block_cells`` characters (or a single longer string).
+    """
     n = len(strings)
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
     out = np.zeros((len(PART_FEATURES), n))
     order = np.argsort(lengths, kind="stable")
     start = 0
     while start < n:
-        # the largest block of (length-sorted) strings whose padded matrix fits BLOCK_CELLS
-        stop = min(n, start + BLOCK_CELLS // max(int(lengths[order[start]]), 1))
-        while stop - start > 1 and (stop - start) * int(lengths[order[stop - 1]]) > BLOCK_CELLS:
-            stop = start + max(1, BLOCK_CELLS // int(lengths[order[stop - 1]]))
+        stop = min(n, start + max(1, block_cells // max(int(lengths[order[start]]), 1)))
+        while stop - start > 1 and (stop - start) * int(lengths[order[stop - 1]]) > block_cells:
+            stop = start + max(1, block_cells // int(lengths[order[stop - 1]]))
         rows = order[start:stop]
         width = int(lengths[rows[-1]])
         if width:
