@@ -409,23 +409,3 @@ def test_per_record_levels_and_ranks(device):
     assert torch.equal(_field(cache["words"], cache["layout"], "inbound").bool(), inbound)
     assert torch.equal(_field(cache["words"], cache["layout"], "client"), client)
     assert cache["n_clients"] == clients.numel()
-
-
-@pytest.mark.parametrize("bound", [50, 2**31, 2**40, 2**62])
-def test_sort_helpers_match_torch(bound):
-    from alchemy_torch.features.flows import _sort_within
-    from alchemy_torch.ops.segment import sort_values, stable_argsort
-
-    gen = torch.Generator().manual_seed(0)
-    key = torch.randint(0, min(bound, 2**62), (1000,), generator=gen)
-    key[::3] = key[0]  # ties
-    expected = torch.sort(key, stable=True)
-    values, perm = stable_argsort(key, bound)
-    assert torch.equal(values.long(), expected.values) and torch.equal(
-        perm.long(), expected.indices
-    )
-    assert torch.equal(sort_values(key, bound).long(), expected.values)
-    ids = torch.sort(torch.randint(0, 7, (1000,), generator=gen)).values
-    x = torch.rand(1000, dtype=torch.float64, generator=gen).round(decimals=2)
-    within = _sort_within(ids, 7, x)
-    assert torch.equal(within, torch.cat([x[ids == i].sort().values for i in range(7)]))

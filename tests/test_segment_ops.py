@@ -146,6 +146,18 @@ def test_check_offsets_rejects_bad_pointers(bad):
         ops.check_offsets(torch.tensor(bad), 2)
 
 
+@pytest.mark.parametrize("bound", [50, 2**31, 2**40, 2**62])
+def test_sorts_of_wide_keys_match_torch(bound):
+    gen = torch.Generator().manual_seed(0)
+    key = torch.randint(0, min(bound, 2**62), (1000,), generator=gen)
+    key[::3] = key[0]  # ties
+    expected = torch.sort(key, stable=True)
+    values, perm = ops.stable_argsort(key, bound)
+    assert torch.equal(values.long(), expected.values)
+    assert torch.equal(perm.long(), expected.indices)
+    assert torch.equal(ops.sort_values(key, bound).long(), expected.values)
+
+
 def test_sort_primitives_match_torch(device):
     rng = np.random.default_rng(4)
     key = torch.tensor(rng.integers(0, 50, 1000), device=device)

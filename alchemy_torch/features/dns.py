@@ -140,6 +140,9 @@ MULTI_LABEL_SUFFIXES = frozenset(
 #: TTL range edges of feature 11 (seconds).
 TTL_EDGES = (0.0, 1.0, 10.0, 100.0, 300.0, 900.0, math.inf)
 
+SECONDS_PER_HOUR = 3600.0
+HOURS_PER_DAY = 24  # the length of a day vector (feature 2)
+
 
 @dataclass
 class _Index:
@@ -309,13 +312,11 @@ class DnsFeatures(FeatureExtractor):
         used, ip_compact = torch.unique(
             torch.div(pairs, len(bags), rounding_mode="floor"), return_inverse=True
         )
-        offsets = torch.zeros(used.numel() + 1, dtype=torch.int64)
-        offsets[1:] = torch.bincount(ip_compact, minlength=used.numel()).cumsum(0)
         domain_ids = pairs % len(bags)
         self.index_ = _Index(
             ips=ip_names[used.numpy()],
             domains=bags.targets,
-            offsets=offsets,
+            offsets=seg.offsets_from_lengths(torch.bincount(ip_compact, minlength=used.numel())),
             domain_ids=domain_ids,
             keys=ip_compact * len(bags) + domain_ids,
             token=uuid.uuid4().hex,
@@ -335,14 +336,13 @@ class DnsFeatures(FeatureExtractor):
         nonempty = offsets.diff() > 0
         span = last - first
         cols = [
-            nonempty & (span / 3600.0 < self.short_life_hours),
+            nonempty & (span / SECONDS_PER_HOUR < self.short_life_hours),
             span / self.period_ if self.period_ > 0 else torch.zeros_like(span),
-            # a day pair materialises two 24-hour vectors
-            _daily_distance(ts, ids, offsets, max(1, self.chunk_records // 24)),
+            # a day pair materialises HOURS_PER_DAY values per day
+            _daily_distance(ts, ids, offsets, max(1, self.chunk_records // HOURS_PER_DAY)),
         ]
-        cols += self._hourly(
-            ts, ids, first, torch.where(nonempty, torch.floor(span / 3600.0).long() + 1, 0)
-        )
+        lifetime = torch.where(nonempty, torch.floor(span / SECONDS_PER_HOUR).long() + 1, 0)
+        cols += self._hourly(ts, ids, first, lifetime)
         cols += self._answers(segments, ids)
         cols.append(_name_digit_ratio(segments.bags, self.name_scope)[segments.owner])
         return torch.stack([c.to(torch.float64) for c in cols], dim=1)
@@ -353,12 +353,11 @@ class DnsFeatures(FeatureExtractor):
         ``lifetime``: (P,) int64 hours of every draw (0 when empty).
         """
         n_draws = lifetime.numel()
-        hour = torch.floor((ts - first[ids]) / 3600.0).long()
-        starts = torch.nonzero(seg.run_starts(ids, hour)).squeeze(1)
-        counts = torch.diff(starts, append=starts.new_tensor([ts.numel()]))
-        bin_draw, bin_hour = ids[starts], hour[starts]
+        hour = torch.floor((ts - first[ids]) / SECONDS_PER_HOUR).long()
+        hours = seg.run_offsets(ids, hour)  # the active hours of every draw
+        bin_draw, bin_hour = ids[hours[:-1]], hour[hours[:-1]]
         bin_offsets = seg.offsets_from_ids(bin_draw, n_draws)
-        n_cp, gap_std = self._changepoints(bin_draw, bin_hour, counts, bin_offsets, lifetime)
+        n_cp, gap_std = self._changepoints(bin_draw, bin_hour, hours.diff(), bin_offsets, lifetime)
         return [n_cp, gap_std, bin_offsets.diff().to(torch.float64) / lifetime.clamp(min=1)]
 
     def _changepoints(
@@ -388,12 +387,11 @@ class DnsFeatures(FeatureExtractor):
         new[1:] = (run_draw[1:] != run_draw[:-1]) | (
             lo[1:] > hi[:-1] + 1
         )  # lo, hi non-decreasing per draw
-        first = torch.nonzero(new).squeeze(1)
-        last = torch.cat([first[1:] - 1, first.new_tensor([new.numel() - 1])])
+        first = seg.nonzero(new)
+        last = torch.cat([first[1:], first.new_full((1,), new.numel())]) - 1
         run_lo, run_len = lo[first], hi[last] - lo[first] + 1
         t = seg.expand_ranges(run_lo, run_len)
-        runs = torch.arange(first.numel(), device=t.device)
-        run_of_step = torch.repeat_interleave(runs, run_len, output_size=t.numel())
+        run_of_step = seg.segment_ids(seg.offsets_from_lengths(run_len), t.numel())
         step_draw = run_draw[first][run_of_step]
 
         # window sums: the counts of every run laid out densely with W empty hours on each side
@@ -412,7 +410,7 @@ class DnsFeatures(FeatureExtractor):
         peak = seg.segment_max(counts, bin_offsets)[step_draw]
         d = ((cum[pos + w] - cum[pos]) / n_plus - (cum[pos] - cum[pos - w]) / n_minus).abs() / peak
 
-        cp = torch.nonzero(self._cusum(d, t, seg.offsets_from_ids(step_draw, n_draws))).squeeze(1)
+        cp = seg.nonzero(self._cusum(d, t, seg.offsets_from_ids(step_draw, n_draws)))
         cp_offsets = seg.offsets_from_ids(step_draw[cp], n_draws)
         gaps, gap_offsets = seg.segment_diff(t[cp].to(torch.float64), cp_offsets)
         return cp_offsets.diff().to(torch.float64), seg.segment_std(gaps, gap_offsets, correction=0)
@@ -518,51 +516,36 @@ class DnsFeatures(FeatureExtractor):
 
 
 # ---------------------------------------------------------------------- helpers
-def _chunk_bounds(sizes: Tensor, budget: int, allowed: Tensor | None = None) -> list[int]:
-    """Cut points 0 = c0 < c1 < ... = n of ``sizes`` (n,) into chunks of about ``budget`` total.
-
-    Cuts fall only at positions where ``allowed`` is True (default: anywhere); a chunk exceeds
-    the budget only by what cannot be cut.
-    """
-    n = sizes.numel()
-    allowed = torch.ones(n, dtype=torch.bool, device=sizes.device) if allowed is None else allowed
-    at = torch.nonzero(allowed).squeeze(1)
-    bucket = torch.div((torch.cumsum(sizes, 0) - sizes)[at], budget, rounding_mode="floor")
-    cuts = at[seg.run_starts(bucket)].tolist()
-    return sorted(set([0, *cuts, n]))
-
-
 def _daily_distance(ts: Tensor, ids: Tensor, offsets: Tensor, pairs_per_chunk: int) -> Tensor:
     """(P,) mean Euclidean distance between the z-normalised UTC-day vectors of each draw."""
     n_draws, device = offsets.numel() - 1, ts.device
-    hour = torch.floor(ts / 3600.0).long()
-    starts = torch.nonzero(seg.run_starts(ids, hour)).squeeze(1)
-    counts = torch.diff(starts, append=starts.new_tensor([ts.numel()])).to(torch.float64)
-    hour_draw, hour = ids[starts], hour[starts]
-    day = torch.div(hour, 24, rounding_mode="floor")
-    day_start = seg.run_starts(hour_draw, day)
-    row = day_start.cumsum(0) - 1
-    n_days = int(day_start.sum())
-    vectors = torch.zeros(n_days, 24, dtype=torch.float64, device=device)
-    vectors[row, hour - 24 * day] = counts
+    hour = torch.floor(ts / SECONDS_PER_HOUR).long()
+    hours = seg.run_offsets(ids, hour)  # the active UTC hours of every draw
+    counts = hours.diff().to(torch.float64)
+    hour_draw, hour = ids[hours[:-1]], hour[hours[:-1]]
+    day = torch.div(hour, HOURS_PER_DAY, rounding_mode="floor")
+    days = seg.run_offsets(hour_draw, day)
+    n_days = days.numel() - 1
+    vectors = torch.zeros(n_days, HOURS_PER_DAY, dtype=torch.float64, device=device)
+    vectors[seg.segment_ids(days, hour.numel()), hour - HOURS_PER_DAY * day] = counts
     std = vectors.std(1, correction=0, keepdim=True)
     z = torch.where(
         std > 0, (vectors - vectors.mean(1, keepdim=True)) / torch.where(std > 0, std, 1.0), 0.0
     )
-    day_draw = hour_draw[day_start]
+    day_draw = hour_draw[days[:-1]]
     day_offsets = seg.offsets_from_ids(day_draw, n_draws)
     partners = (
         day_offsets[1:][day_draw] - torch.arange(n_days, device=device) - 1
     )  # later days of the draw
     total = torch.zeros(n_draws, dtype=torch.float64, device=device)
-    bounds = _chunk_bounds(partners, pairs_per_chunk)
+    bounds = seg.chunk_bounds(partners, pairs_per_chunk)
     for r0, r1 in zip(bounds[:-1], bounds[1:]):
         count = partners[r0:r1]
         i = torch.repeat_interleave(torch.arange(r0, r1, device=device), count)
         j = i + 1 + seg.expand_ranges(torch.zeros_like(count), count)
         total.index_add_(0, day_draw[i], (z[i] - z[j]).pow(2).sum(1).sqrt())
-    days = day_offsets.diff().to(torch.float64)
-    return total / (days * (days - 1) / 2).clamp(min=1)
+    n = day_offsets.diff().to(torch.float64)
+    return total / (n * (n - 1) / 2).clamp(min=1)
 
 
 def _union_sizes(
@@ -570,7 +553,7 @@ def _union_sizes(
 ) -> Tensor:
     """(P,) distinct domains in the index lists of (draw, ip) pairs sorted by draw, chunked."""
     out = torch.zeros(n_draws, dtype=torch.int64, device=draw.device)
-    bounds = _chunk_bounds(degree, entries_per_chunk, allowed=seg.run_starts(draw))
+    bounds = seg.chunk_bounds(degree, entries_per_chunk, allowed=seg.run_starts(draw))
     for a, b in zip(bounds[:-1], bounds[1:]):
         entries, _ = seg.csr_gather(index.offsets, ip[a:b])
         entry_draw = torch.repeat_interleave(draw[a:b], degree[a:b], output_size=entries.numel())
