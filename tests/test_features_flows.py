@@ -11,7 +11,7 @@ import torch
 from conftest import random_flows
 
 from alchemy_torch import Bags, Draws, Resampler, datasets
-from alchemy_torch.features import Behaviour, make
+from alchemy_torch.features import make
 from alchemy_torch.features.flows import FlowFeatures
 
 OPTIONS = [
@@ -332,16 +332,14 @@ def test_empty_draws_give_zero_rows(options, device):
 
 
 @pytest.mark.parametrize("options", OPTIONS)
-def test_names_and_behaviours(options):
+def test_names_and_descriptions(options):
     extractor = make("flows", **options)
     assert isinstance(extractor, FlowFeatures)
     names = extractor.feature_names
     assert (
         len(names) == len(set(names)) == len(reference(conversations(seed=0).iloc[:5], **options))
     )
-    table = extractor.describe()
-    assert len(table) == len(names) and set(table["behaviour"]) <= {b.value for b in Behaviour}
-    assert table["description"].str.len().min() > 0
+    assert extractor.describe()["description"].str.len().min() > 0
     assert any("_cv_" in n for n in names) == bool(options.get("cv_instead_of_std"))
     assert not any("_std_" in n for n in names) or not options.get("cv_instead_of_std")
 
@@ -350,12 +348,6 @@ def test_default_dimension():
     names = FlowFeatures().feature_names
     assert len(names) == 49
     assert names[:2] == ["in_mean_pkts", "in_std_pkts"] and names[-1] == "bin_median_clients"
-
-
-def test_per_record_values_are_cached():
-    bags = Bags.from_records("flows", random_flows(n_records=50))
-    FlowFeatures()(bags)
-    assert "flows.per_record" in bags.cache
 
 
 @pytest.mark.parametrize(
