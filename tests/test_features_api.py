@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from sklearn.base import clone
 
 from alchemy_torch import Bags, Resampler, datasets
-from alchemy_torch.features import KINDS, Behaviour, Segments, make
+from alchemy_torch.features import EXTRACTORS, Behaviour, Segments, make
 
 pytestmark = pytest.mark.filterwarnings("ignore:DnsFeatures. no geoip:UserWarning")
 
@@ -32,11 +32,11 @@ OPTIONS = {
     "http": {"aggregation": "bartos", "bins": 4, "use_referrer": False},
     "dns": {"geoip": GEOIP_CSV, "window_hours": 6, "short_life_hours": 48, "name_scope": "fqdn"},
 }
-TARGETS = {kind: KINDS[kind].replace(":", ".") for kind in KINDS}
+TARGETS = {kind: path.replace(":", ".") for kind, path in EXTRACTORS.items()}
 
 
 def extractor_class(kind: str) -> type:
-    module, name = KINDS[kind].split(":")
+    module, name = EXTRACTORS[kind].split(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -50,7 +50,7 @@ def features_of(extractor, bags: Bags, draws=None) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- parameters
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(EXTRACTORS))
 @pytest.mark.parametrize("configured", [False, True], ids=["defaults", "options"])
 def test_params_are_the_constructor_arguments(kind, configured):
     cls = extractor_class(kind)
@@ -63,7 +63,7 @@ def test_params_are_the_constructor_arguments(kind, configured):
     assert cls(**{**params, "chunk_records": 5}) != x
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(EXTRACTORS))
 def test_clone_gives_an_equal_unfitted_extractor(kind):
     x = extractor_class(kind)(**OPTIONS[kind]).fit(small_bags(kind, 10))
     copy = clone(x)
@@ -71,7 +71,7 @@ def test_clone_gives_an_equal_unfitted_extractor(kind):
     assert not [name for name in vars(copy) if name.endswith("_")], "fitted state is not cloned"
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(EXTRACTORS))
 def test_hydra_target_config_gives_the_same_features(kind):
     bags = small_bags(kind)
     config = OmegaConf.create({"_target_": TARGETS[kind], **OPTIONS[kind]})
@@ -93,7 +93,7 @@ def test_resampler_from_a_hydra_list_draws_like_the_tuple():
     assert torch.equal(from_config.offsets, direct.offsets)
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(EXTRACTORS))
 def test_dtype_by_name_or_torch_dtype(kind):
     bags = small_bags(kind, 10)
     double = features_of(make(kind), bags)
@@ -104,7 +104,7 @@ def test_dtype_by_name_or_torch_dtype(kind):
         make(kind, dtype="float16")
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(EXTRACTORS))
 @pytest.mark.parametrize("bad", [0, 2.5, True, "4"])
 def test_bad_chunk_records(kind, bad):
     with pytest.raises(ValueError, match="chunk_records"):
@@ -112,7 +112,7 @@ def test_bad_chunk_records(kind, bad):
 
 
 # ---------------------------------------------------------------------- memory knob
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(EXTRACTORS))
 @pytest.mark.parametrize("configured", [False, True], ids=["defaults", "options"])
 def test_a_tiny_memory_budget_changes_nothing(kind, configured, device):
     options = OPTIONS[kind] if configured else {}
@@ -128,7 +128,7 @@ def test_a_tiny_memory_budget_changes_nothing(kind, configured, device):
 
 
 # ---------------------------------------------------------------------- behaviour
-@pytest.fixture(scope="module", params=sorted(KINDS))
+@pytest.fixture(scope="module", params=sorted(EXTRACTORS))
 def resampled(request):
     """(extractor, originals, per-target mean over 20 draws at rate 0.5, draws' features, draws)."""
     kind = request.param
@@ -168,7 +168,7 @@ def test_counts_are_rate_sensitive(resampled):
 
 
 # ---------------------------------------------------------------------- per-Bags work
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(EXTRACTORS))
 def test_per_record_work_is_done_once_per_bags(kind):
     bags = small_bags(kind, 20)
     extractor = make(kind).fit(bags)
