@@ -18,7 +18,7 @@ from pandas.api import types as pdt
 from .errors import DataFormatError
 from .source import RawTable
 
-_EPOCH = pd.Timestamp(0, tz="UTC")
+_TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 # Per-record label vocabularies: (regex, code) tried in order, case-insensitive.
 ZEEK_LABELS = (
@@ -136,15 +136,14 @@ class Fields:
         s = self._raw(name, True)
         present = s.notna().to_numpy()
         if pdt.is_datetime64_any_dtype(s):  # Parquet timestamps
-            s = s.dt.tz_localize("UTC") if s.dt.tz is None else s
-            v = (s - _EPOCH).dt.total_seconds().to_numpy(np.float64, na_value=np.nan)
+            v = _epoch_seconds(s)
         else:
             v = _to_float(s)
         for how in (fmt or "ISO8601", "mixed"):
             todo = present & np.isnan(v)
             if todo.any():
                 dt = pd.to_datetime(s[todo], format=how, errors="coerce", utc=True)
-                v[todo] = (dt - _EPOCH).dt.total_seconds().to_numpy(np.float64, na_value=np.nan)
+                v[todo] = _epoch_seconds(dt)
         self.flag(~present, name, "missing value", s)
         self.flag(present & ~np.isfinite(v), name, "unparseable timestamp", s)
         return np.where(np.isfinite(v), v, 0.0)
@@ -219,6 +218,13 @@ class Fields:
             k: v[keep].reset_index(drop=True) if isinstance(v, pd.Series) else v[keep]
             for k, v in columns.items()
         }
+
+
+def _epoch_seconds(times: pd.Series) -> np.ndarray:
+    """Seconds since the epoch of datetimes (naive ones are UTC) in any unit; NaT -> NaN."""
+    ticks = times.dt.tz_localize(None) if times.dt.tz is None else times.dt.tz_convert(None)
+    seconds = ticks.array.asi8 / _TICKS_PER_SECOND[ticks.dt.unit]
+    return np.where(ticks.isna().to_numpy(), np.nan, seconds)
 
 
 def _parse_hex(value: str) -> float:

@@ -23,6 +23,7 @@ from .source import (
     parse_json_lines,
     parse_parquet,
     read_bytes,
+    split_header,
 )
 
 FORMATS = ("zeek", "zeek-json", "zeek-csv", "argus", "nfdump", "csv", "parquet")
@@ -62,7 +63,10 @@ def detect_format(path) -> str:
     if text.startswith(b"{"):
         return "zeek-json"
     first = text.split(b"\n", 1)[0].decode("utf-8", "replace")
-    return _format_of(next(csv.reader([first]), []))
+    try:
+        return _format_of(split_header(first))
+    except csv.Error:  # not a header: read as a plain table, whose reader says what is wrong
+        return "csv"
 
 
 def _format_of(columns) -> str:

@@ -23,19 +23,21 @@ from .errors import DataFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def read_bytes(path) -> bytes:
-    """The whole (decompressed) content of ``path``."""
+    """The whole (decompressed) content of ``path``, without a leading UTF-8 byte order mark."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
             magic = fh.read(2)
         opener = gzip.open if magic == GZIP_MAGIC else open
         with opener(path, "rb") as fh:
-            return fh.read()
+            data = fh.read()
     except (OSError, EOFError) as exc:  # missing file, truncated or corrupt gzip
         raise DataFormatError(path, None, None, f"cannot read file: {exc}") from exc
+    return data[len(UTF8_BOM) :] if data.startswith(UTF8_BOM) else data
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Text:
         starts, ends = starts[real], ends[real]
         cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13)
         self.starts, self.ends = starts, ends - cr
+        crs = np.flatnonzero(b[:-1] == 13)
+        self.lone_cr = bool((b[crs + 1] != 10).any())  # a CR inside a record, not a line end
         self.number = np.searchsorted(newlines, starts) + 1  # physical line of each record
         self.empty = self.ends == self.starts
         self.comment = ~self.empty & (b[starts] == ord("#"))
@@ -92,16 +96,21 @@ class Text:
         return counts[records] + 1
 
     def buffer(self, records: np.ndarray) -> bytes:
-        """The bytes of ``records`` (sorted indices), one per line."""
+        """The bytes of ``records`` (sorted indices), one per line (ended by a bare '\\n'
+        where the file has CRs inside records, which stay data)."""
         if len(records) == 0:
             return b""
-        if records[-1] - records[0] + 1 == len(records):  # contiguous: one slice
+        if records[-1] - records[0] + 1 == len(records) and not self.lone_cr:  # one slice
             return self.data[self.starts[records[0]] : self.ends[records[-1]]]
         delta = np.zeros(len(self._bytes) + 1, np.int8)
         np.add.at(delta, self.starts[records], 1)
-        np.add.at(delta, np.minimum(self.ends[records] + 1, len(self._bytes)), -1)
+        np.add.at(delta, self.ends[records], -1)
         keep = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
-        return self._bytes[keep].tobytes()
+        newline = np.zeros(int(keep.sum()) + len(records), bool)
+        newline[np.cumsum(self.ends[records] - self.starts[records] + 1) - 1] = True
+        out = np.full(len(newline), 10, np.uint8)
+        out[~newline] = self._bytes[keep]
+        return out.tobytes()
 
 
 def parse_delimited(
@@ -146,6 +155,7 @@ def parse_delimited(
                 keep_default_na=False,
                 quoting=csv.QUOTE_MINIMAL if text.quote else csv.QUOTE_NONE,
                 skip_blank_lines=False,
+                lineterminator="\n" if text.lone_cr else None,  # as the record index
                 engine="c",
                 low_memory=False,
                 encoding_errors="replace",  # stray non-UTF-8 bytes in a string become U+FFFD
@@ -155,6 +165,10 @@ def parse_delimited(
         )
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         raise DataFormatError(text.path, None, None, f"unparseable content: {exc}") from exc
+    if len(frame) != len(records):  # the parser split records differently (stray quotes)
+        raise DataFormatError(
+            text.path, None, None, f"{len(frame)} rows parsed from {len(records)} lines"
+        )
     return RawTable(
         text.path,
         frame,
@@ -169,8 +183,17 @@ def csv_header(text: Text, records: np.ndarray) -> tuple[list[str], int, np.ndar
     """Column names from the first record; returns (names, header line, data records)."""
     if len(records) == 0:
         raise DataFormatError(text.path, None, None, "empty file: no header line")
-    names = next(csv.reader([text.record(records[0])]))
-    return [n.strip() for n in names], int(text.number[records[0]]), records[1:]
+    line = int(text.number[records[0]])
+    try:
+        names = split_header(text.record(records[0]))
+    except csv.Error as exc:
+        raise DataFormatError(text.path, line, None, f"unreadable header: {exc}") from None
+    return names, line, records[1:]
+
+
+def split_header(line: str) -> list[str]:
+    """The comma-separated (optionally quoted) column names of a header line, stripped."""
+    return [name.strip() for name in next(csv.reader([line]), [])]
 
 
 def parse_json_lines(text: Text, *, lenient: bool) -> RawTable:

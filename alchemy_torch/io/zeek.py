@@ -93,9 +93,9 @@ def read_tsv(
     """Parse the ``wanted`` columns of a Zeek TSV log (``numeric`` ones as numbers); returns
     the table and header facts (``set_separator``)."""
     header, fields_line = _header(text)
-    if "fields" not in header:
+    if not header.get("fields"):
         raise DataFormatError(text.path, None, "#fields", "Zeek log without a '#fields' line")
-    log = header.get("path", [""])[0]
+    log = (header.get("path") or [""])[0]
     if log and not log.startswith(LOG_PATH[kind]):
         raise DataFormatError(
             text.path, header["path_line"], "#path", f"a Zeek {log!r} log cannot be read as {kind}"
@@ -114,12 +114,12 @@ def read_tsv(
         header_line=fields_line,
         usecols=usecols,
         dtype={c: str for c in usecols if c not in numeric},
-        na_values=header.get("unset_field", ["-"])[:1],
+        na_values=(header.get("unset_field") or ["-"])[:1],
     )
     for col, parts in compound.items():
         if col in table.frame.columns:
             _split_compound(table, col, parts, lenient)
-    return table, {"set_separator": header.get("set_separator", [","])[0]}
+    return table, {"set_separator": (header.get("set_separator") or [","])[0]}
 
 
 def _header(text: Text) -> tuple[dict, int | None]:
@@ -129,7 +129,10 @@ def _header(text: Text) -> tuple[dict, int | None]:
     for i in np.flatnonzero(text.comment):
         line = text.record(i)
         if line.startswith("#separator"):
-            value = line.partition(" ")[2].encode().decode("unicode_escape")
+            try:
+                value = line.partition(" ")[2].encode().decode("unicode_escape")
+            except UnicodeDecodeError:  # a broken escape such as '\x0'
+                value = line.partition(" ")[2]
             if len(value) != 1:
                 raise DataFormatError(
                     text.path,
