@@ -51,6 +51,17 @@ class RawTable:
     unit: str = "line"
     skipped: int = 0
     problems: list = field(default_factory=list)  # (line, field, message) of skipped rows
+    names: dict = field(default_factory=dict)  # field name -> file column, where they differ
+    ignored: dict = field(default_factory=dict)  # what -> count of lines that are no records
+
+    def source_name(self, name: str) -> str:
+        """The file's own name of field ``name``."""
+        return self.names.get(name, name)
+
+    def rename(self, fields: list[str]) -> None:
+        """Give the frame's columns (file order) the field names ``fields``."""
+        self.names.update({f: c for f, c in zip(fields, self.frame.columns) if f != c})
+        self.frame.columns = fields
 
     def skip(self, keep: np.ndarray, problems: list) -> None:
         """Drop rows where ``keep`` is False, counting them (lenient mode)."""
@@ -88,12 +99,28 @@ class Text:
 
     def field_counts(self, sep: str, records: np.ndarray) -> np.ndarray:
         """Number of fields of each of ``records`` (separators outside quotes + 1)."""
-        seps = np.flatnonzero(self._bytes == ord(sep))
-        if len(self._quotes):
-            seps = seps[np.searchsorted(self._quotes, seps) % 2 == 0]
+        if len(records) == 0:
+            return np.zeros(0, np.int64)
+        is_sep = self._bytes == ord(sep)
+        if not len(self._quotes):  # every separator counts: sum per record span
+            return np.add.reduceat(is_sep.view(np.uint8), self.starts, dtype=np.int64)[records] + 1
+        seps = np.flatnonzero(is_sep)
+        seps = seps[np.searchsorted(self._quotes, seps) % 2 == 0]
         owner = np.searchsorted(self.starts, seps, side="right") - 1
         counts = np.bincount(owner, minlength=len(self.starts))
         return counts[records] + 1
+
+    def same_as(self, records: np.ndarray, content: bytes) -> np.ndarray:
+        """Which of ``records`` are exactly ``content`` (compared in bounded chunks)."""
+        same = self.ends[records] - self.starts[records] == len(content)
+        candidates = np.flatnonzero(same)
+        want = np.frombuffer(content, np.uint8)
+        step = max(1, (1 << 24) // max(len(want), 1))
+        for lo in range(0, len(candidates), step):
+            chunk = candidates[lo : lo + step]
+            spans = self.starts[records[chunk]][:, None] + np.arange(len(want))
+            same[chunk] = (self._bytes[spans] == want).all(axis=1)
+        return same
 
     def buffer(self, records: np.ndarray) -> bytes:
         """The bytes of ``records`` (sorted indices), one per line (ended by a bare '\\n'
@@ -102,14 +129,21 @@ class Text:
             return b""
         if records[-1] - records[0] + 1 == len(records) and not self.lone_cr:  # one slice
             return self.data[self.starts[records[0]] : self.ends[records[-1]]]
-        delta = np.zeros(len(self._bytes) + 1, np.int8)
-        np.add.at(delta, self.starts[records], 1)
-        np.add.at(delta, self.ends[records], -1)
-        keep = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
-        newline = np.zeros(int(keep.sum()) + len(records), bool)
-        newline[np.cumsum(self.ends[records] - self.starts[records] + 1) - 1] = True
-        out = np.full(len(newline), 10, np.uint8)
-        out[~newline] = self._bytes[keep]
+        starts, ends = self.starts[records], self.ends[records]
+        # keep each record and the byte after it (its line end, made '\n' below): runs of
+        # kept and skipped bytes, alternating
+        runs = np.empty(2 * len(records) + 1, np.int64)
+        runs[0:-1:2] = starts - np.concatenate([[0], ends[:-1] + 1])
+        runs[1::2] = ends + 1 - starts
+        runs[-1] = len(self._bytes) - ends[-1] - 1
+        last_open = runs[-1] < 0  # the file ends inside the last record: no byte after it
+        runs[-2] += runs[-1] if last_open else 0
+        runs[-1] = max(runs[-1], 0)
+        keep = np.repeat(np.arange(len(runs)) % 2 == 1, runs)
+        out = self._bytes[keep]
+        if last_open:
+            out = np.concatenate([out, [10]]).astype(np.uint8)
+        out[np.cumsum(ends - starts + 1) - 1] = 10
         return out.tobytes()
 
 
@@ -124,9 +158,11 @@ def parse_delimited(
     usecols: list[str] | None = None,
     dtype: dict | None = None,
     na_values=(),
+    counts: np.ndarray | None = None,
 ) -> RawTable:
-    """Parse ``records`` of ``text`` as rows of ``len(names)`` fields."""
-    counts = text.field_counts(sep, records)
+    """Parse ``records`` of ``text`` as rows of ``len(names)`` fields (``counts``: their
+    field counts, where the caller has them)."""
+    counts = text.field_counts(sep, records) if counts is None else counts
     wrong = counts != len(names)
     problems = []
     if wrong.any():
@@ -183,17 +219,17 @@ def csv_header(text: Text, records: np.ndarray) -> tuple[list[str], int, np.ndar
     """Column names from the first record; returns (names, header line, data records)."""
     if len(records) == 0:
         raise DataFormatError(text.path, None, None, "empty file: no header line")
-    line = int(text.number[records[0]])
-    try:
-        names = split_header(text.record(records[0]))
-    except csv.Error as exc:
-        raise DataFormatError(text.path, line, None, f"unreadable header: {exc}") from None
-    return names, line, records[1:]
+    return split_header(text.record(records[0])), int(text.number[records[0]]), records[1:]
 
 
 def split_header(line: str) -> list[str]:
-    """The comma-separated (optionally quoted) column names of a header line, stripped."""
-    return [name.strip() for name in next(csv.reader([line]), [])]
+    """The comma-separated (optionally quoted) names of a header line, stripped (split at
+    every comma where the csv module refuses the line)."""
+    try:
+        names = next(csv.reader([line]), [])
+    except csv.Error:  # e.g. a CR inside: not a header anyone wrote
+        names = line.split(",")
+    return [name.strip() for name in names]
 
 
 def parse_json_lines(text: Text, *, lenient: bool) -> RawTable:

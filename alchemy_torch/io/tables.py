@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .errors import DataFormatError
 from .fields import Fields
 
 NFDUMP_NUMERIC = frozenset({"td", "sp", "dp", "ipkt", "ibyt", "opkt", "obyt"})
@@ -53,7 +52,7 @@ NUMERIC = frozenset(
 )
 
 
-def nfdump(f: Fields, meta: dict) -> tuple[dict, int]:
+def nfdump(f: Fields, options: dict) -> tuple[dict, dict]:
     """nfdump CSV rows -> one-way flow columns (no halves are dropped: rows are one-way)."""
     f.require("ts", "sa", "da", "sp", "dp", "pr", "ipkt", "ibyt")
     c = f.commit(
@@ -95,37 +94,24 @@ def nfdump(f: Fields, meta: dict) -> tuple[dict, int]:
         dict(ts=c["ts"], proto=c["proto"], duration=c["duration"], server=server), forward, reverse
     )
     keep = np.stack([np.ones(len(server), bool), c["opkt"] > 0], axis=1).ravel()
-    return {k: v[keep] for k, v in out.items()}, 0
+    return {k: v[keep] for k, v in out.items()}, {}
 
 
-def rename(f: Fields, kind: str, columns: dict | None) -> Fields:
-    """Point ``f`` at the canonical names: ``columns`` maps canonical -> file column."""
-    mapping = dict(columns or {})
-    known = set(REQUIRED[kind]) | set(OPTIONAL[kind]) | set(schema.LABELS)
-    for name in mapping:
-        if name not in known:
-            raise DataFormatError(
-                f.table.path, None, name, f"not a {kind} field; known: {', '.join(sorted(known))}"
-            )
-    f.require(*mapping.values())
-    frame = f.frame
-    data = {
-        name: frame[mapping.get(name, name)]
-        for name in known
-        if mapping.get(name, name) in frame.columns
-    }
-    f.frame = f.table.frame = pd.DataFrame(data, index=frame.index)
-    return f
+NFDUMP = {"flows": nfdump}
+
+
+def fields(kind: str) -> tuple:
+    """The canonical fields a plain table of ``kind`` may have."""
+    return REQUIRED[kind] + OPTIONAL[kind] + schema.LABELS
 
 
 def table(kind: str):
-    """The adapter for plain tables of ``kind`` (after :func:`rename`): typed columns, labels,
-    then the columns derived from them."""
+    """The adapter for plain tables of ``kind``: typed columns, labels, derived columns."""
 
-    def adapt(f: Fields, meta: dict) -> tuple[dict, int]:
+    def adapt(f: Fields, options: dict) -> tuple[dict, dict]:
         f.require(*REQUIRED[kind])
-        out = f.commit({"ts": f.time("ts"), **_COLUMNS[kind](f), **_labels(f)})
-        return _DERIVED.get(kind, dict)(out), 0
+        out = f.commit({"ts": f.time("ts"), **_COLUMNS[kind](f), **f.label_columns()})
+        return _DERIVED.get(kind, dict)(out), {}
 
     return adapt
 
@@ -182,15 +168,6 @@ def _dns_columns(f: Fields) -> dict:
     )
 
 
-def _labels(f: Fields) -> dict:
-    out = {}
-    if f.has("label"):
-        out["label"] = f.labels("label")
-    if f.has("detailed_label"):
-        out["detailed_label"] = f.text("detailed_label")
-    return out
-
-
 def _servers_by_port(out: dict) -> dict:
     """Flows without a ``server``: the lower port's end (:func:`.schema.server_by_port`)."""
     by_port = schema.server_by_port(out["src"], out["dst"], out["sport"], out["dport"])
@@ -208,3 +185,4 @@ def _split_uri(out: dict) -> dict:
 
 _COLUMNS = {"flows": _flow_columns, "http": _http_columns, "dns": _dns_columns}
 _DERIVED = {"flows": _servers_by_port, "http": _split_uri}
+ADAPTERS = {kind: table(kind) for kind in _COLUMNS}
