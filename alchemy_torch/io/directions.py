@@ -1,5 +1,6 @@
 """Bidirectional flow rows -> one-way records: the last step of every flow adapter whose
-format reports both directions of a flow in one row (Zeek conn, Argus)."""
+format reports both directions of a flow in one row (Zeek conn, Argus, CICFlowMeter,
+UNSW-NB15, Suricata EVE ``flow``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The public readers: a file (plain or gzip) -> a canonical DataFrame of one kind.
 
 Reading is four steps: detect the format from the content; parse the container (delimited
-text, Zeek TSV, JSON lines, Parquet) into a raw table whose columns carry the
+text, Zeek TSV, JSON lines, Suricata EVE, Parquet) into a raw table whose columns carry the
 format's field names (the file's own spellings resolved, see :func:`field_names`); validate and
 convert the fields a kind needs (:class:`~.fields.Fields`, one adapter per format and kind);
 build the canonical frame and its report (``df.attrs``).
@@ -10,6 +10,7 @@ build the canonical frame and its report (``df.attrs``).
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import argus, schema, tables, zeek
+from . import argus, cicflowmeter, eve, schema, tables, unsw, zeek
 from .errors import DataFormatError
 from .fields import Fields
 from .source import (
@@ -42,6 +43,9 @@ FORMATS = (
     "nfdump",
     "csv",
     "parquet",
+    "eve",
+    "cicflowmeter",
+    "unsw-nb15",
 )
 _SNIFF_BYTES = 1 << 16
 
@@ -70,6 +74,22 @@ SCHEMAS = {
         "nfdump", lambda kind: tables.NFDUMP_FIELDS, tables.NFDUMP_NUMERIC, tables.NFDUMP
     ),
     "table": Schema("table", tables.fields, tables.NUMERIC, tables.ADAPTERS),
+    "eve": Schema("eve", eve.fields, frozenset(), eve.ADAPTERS),
+    "cicflowmeter": Schema(
+        "cicflowmeter",
+        lambda kind: cicflowmeter.FIELDS,
+        cicflowmeter.NUMERIC,
+        cicflowmeter.ADAPTERS,
+        spelling=cicflowmeter.spelling,
+    ),
+    "unsw-nb15": Schema(
+        "unsw-nb15",
+        lambda kind: unsw.FIELDS,
+        unsw.NUMERIC,
+        unsw.ADAPTERS,
+        unsw.UNSET,
+        spelling=unsw.spelling,
+    ),
 }
 SCHEMA_OF = {  # format -> field schema (Parquet: sniffed from its column names)
     "zeek": "zeek",
@@ -78,6 +98,9 @@ SCHEMA_OF = {  # format -> field schema (Parquet: sniffed from its column names)
     "argus": "argus",
     "nfdump": "nfdump",
     "csv": "table",
+    "eve": "eve",
+    "cicflowmeter": "cicflowmeter",
+    "unsw-nb15": "unsw-nb15",
 }
 
 
@@ -91,12 +114,12 @@ def detect_format(path) -> str:
     if text.startswith(b"#"):
         return "zeek"
     if text.startswith(b"{"):
-        return "zeek-json"
+        return "eve" if b'"event_type"' in first else "zeek-json"
     return _format_of(split_header(first.decode("utf-8", "replace")))
 
 
 def _format_of(columns) -> str:
-    """The format a table's column names reveal ('csv' when none)."""
+    """The format a table's column names (or, headerless, first row) reveal ('csv': none)."""
     cols = {str(c).strip() for c in columns}
     spelled = {zeek.spelling(c) for c in cols}
     if {"StartTime", "SrcAddr", "DstAddr", "TotPkts"} <= cols:
@@ -105,7 +128,25 @@ def _format_of(columns) -> str:
         return "zeek-csv"
     if {"ts", "te", "sa", "da"} <= cols:
         return "nfdump"
+    if {"Flow Duration", "Tot Fwd Pkts"} <= {cicflowmeter.spelling(c) for c in cols}:
+        return "cicflowmeter"
+    if {"sbytes", "dbytes", "spkts", "dpkts"} <= {unsw.spelling(c) for c in cols}:
+        return "unsw-nb15"
+    if _is_unsw_row(list(columns)):
+        return "unsw-nb15"
     return "csv"
+
+
+def _is_unsw_row(values: list) -> bool:
+    """A headerless UNSW-NB15 row: the published 49 columns, an address and epoch times."""
+    if len(values) != len(unsw.COLUMNS):
+        return False
+    try:
+        ipaddress.ip_address(str(values[0]).strip())
+    except ValueError:
+        return False
+    stime, ltime = (str(values[unsw.COLUMNS.index(c)]).strip() for c in ("stime", "ltime"))
+    return stime.isdigit() and ltime.isdigit()
 
 
 def _head(path) -> bytes:
@@ -129,7 +170,8 @@ def read_flows(
     keep_empty: bool = False,
     estimate_packets: bool = False,
 ) -> pd.DataFrame:
-    """One-way flow records (:mod:`.schema`) from Zeek conn, Argus, nfdump or a plain table.
+    """One-way flow records (:mod:`.schema`) from Zeek conn, Argus, nfdump, Suricata EVE
+    ``flow`` events, CICFlowMeter (CIC-IDS2017/2018) or UNSW-NB15 CSV, or a plain table.
 
     ``format``: one of FORMATS, detected from the content when None. ``columns``: {field the
     format's reader expects: column in the file}, for files whose columns are named
@@ -141,9 +183,9 @@ def read_flows(
 
     ``df.attrs``: ``format``; ``skipped_lines`` (bad lines skipped, lenient only);
     ``dropped_halves`` (empty directions dropped); ``absent_fields`` (optional fields the file
-    lacks); ``ignored`` ({what: count} of lines that are no records: repeated header lines,
-    rows of separators only, nfdump's summary); ``filled`` ({column: count} of records whose
-    value was estimated: packets; see each format's module).
+    lacks); ``ignored`` ({what: count} of lines that are no records: other EVE event types,
+    repeated header lines, ...); ``filled`` ({column: count} of records whose value was
+    estimated or unknown: packets, durations, TTLs; see each format's module).
     """
     options = dict(keep_empty=keep_empty, estimate_packets=estimate_packets)
     return _read("flows", path, format, columns, lenient, options)
@@ -152,16 +194,16 @@ def read_flows(
 def read_http(
     path, format: str | None = None, *, columns: dict | None = None, lenient: bool = False
 ) -> pd.DataFrame:
-    """HTTP request records (:mod:`.schema`) from Zeek http.log or a plain table.
-    Arguments and ``attrs`` as :func:`read_flows`."""
+    """HTTP request records (:mod:`.schema`) from Zeek http.log, Suricata EVE ``http``
+    events or a plain table. Arguments and ``attrs`` as :func:`read_flows`."""
     return _read("http", path, format, columns, lenient, {})
 
 
 def read_dns(
     path, format: str | None = None, *, columns: dict | None = None, lenient: bool = False
 ) -> pd.DataFrame:
-    """DNS records (:mod:`.schema`) from Zeek dns.log or a plain table.
-    Arguments and ``attrs`` as :func:`read_flows`."""
+    """DNS records (:mod:`.schema`) from Zeek dns.log, Suricata EVE ``dns`` events or a plain
+    table. Arguments and ``attrs`` as :func:`read_flows`."""
     return _read("dns", path, format, columns, lenient, {})
 
 
@@ -205,7 +247,11 @@ def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, Schema, dic
         table.rename(field_names(path, names, None, spec, kind, columns))
         return table, spec, {}
     spec = SCHEMAS[SCHEMA_OF[fmt]]
-    text = Text(path, read_bytes(path), quote=fmt not in ("zeek", "zeek-json"))
+    text = Text(path, read_bytes(path), quote=fmt not in ("zeek", "zeek-json", "eve"))
+    if fmt == "eve":
+        if columns:
+            raise ValueError("columns= does not apply to EVE files (nested JSON, see io.eve)")
+        return eve.read(text, kind, lenient=lenient), spec, {}
     if fmt == "zeek-json":
         table = parse_json_lines(text, lenient=lenient)
         table.rename(field_names(path, list(table.frame.columns), None, spec, kind, columns))
@@ -224,15 +270,18 @@ def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, Schema, dic
 
 
 def _delimited(text: Text, fmt, kind, spec: Schema, columns, lenient) -> RawTable:
-    """A comma-separated table: header, records, fields.
+    """A comma-separated table: header (or UNSW-NB15's published columns), records, fields.
 
     Lines that are no records are dropped and counted: repeated header lines (concatenated
     exports), rows of separators only, nfdump's trailing summary.
     """
     records, ignored = np.flatnonzero(~text.empty), {}
-    header = text.data[text.starts[records[0]] : text.ends[records[0]]] if len(records) else b""
-    names, header_line, records = csv_header(text, records)
-    records = _drop(records, text.same_as(records, header), "repeated header", ignored)
+    if fmt == "unsw-nb15" and len(records) and _is_unsw_row(split_header(text.record(records[0]))):
+        names, header_line = list(unsw.COLUMNS), None
+    else:
+        header = text.data[text.starts[records[0]] : text.ends[records[0]]] if len(records) else b""
+        names, header_line, records = csv_header(text, records)
+        records = _drop(records, text.same_as(records, header), "repeated header", ignored)
     if fmt == "nfdump":
         summary = np.flatnonzero(text.same_as(records, tables.SUMMARY))
         tail = np.arange(len(records)) >= (summary[0] if len(summary) else len(records))
