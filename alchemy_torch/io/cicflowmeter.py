@@ -10,9 +10,10 @@ become two one-way records; an empty backward half is dropped. ``Flow Duration``
 microseconds; negative, NaN or infinite durations (CIC-IDS2017 has them) read as unknown (NaN)
 and are counted in ``df.attrs["filled"]["duration"]``. ``Timestamp`` is day-first
 (``03/07/2017 08:55:58``, ``7/7/2017 3:30``, ``02/03/2018 08:47:38 PM``) or ISO 8601; times are
-read as UTC as written. ``Protocol`` numbers become names (6 -> 'tcp', 17 -> 'udp', 1 -> 'icmp';
-others stay numbers). ``Label``: BENIGN (any case) -> 0, any other label -> 1, kept as
-``detailed_label``; an empty label is an error.
+read as UTC as written (CIC-IDS2017's ``h:mm`` times may be on a 12-hour clock without AM/PM:
+check afternoon attacks against the published schedule). ``Protocol`` numbers become names
+(6 -> 'tcp', 17 -> 'udp', 1 -> 'icmp'; others stay numbers). ``Label``: BENIGN (any case)
+-> 0, any other label -> 1, kept as ``detailed_label``; an empty label is an error.
 Exports without addresses (CIC-IDS2017 ``MachineLearningCVE``, most CSE-CIC-IDS2018 files)
 cannot give per-server records: reading them fails on the missing ``Src IP``.
 """

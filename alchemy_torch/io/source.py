@@ -88,7 +88,7 @@ class Text:
         starts, ends = starts[real], ends[real]
         cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13)
         self.starts, self.ends = starts, ends - cr
-        crs = np.flatnonzero(b[:-1] == 13)
+        crs = np.flatnonzero(b[:-1] == 13) if b"\r" in data else np.zeros(0, np.int64)
         self.lone_cr = bool((b[crs + 1] != 10).any())  # a CR inside a record, not a line end
         self.number = np.searchsorted(newlines, starts) + 1  # physical line of each record
         self.empty = self.ends == self.starts
@@ -101,14 +101,24 @@ class Text:
         """Number of fields of each of ``records`` (separators outside quotes + 1)."""
         if len(records) == 0:
             return np.zeros(0, np.int64)
-        is_sep = self._bytes == ord(sep)
-        if not len(self._quotes):  # every separator counts: sum per record span
-            return np.add.reduceat(is_sep.view(np.uint8), self.starts, dtype=np.int64)[records] + 1
-        seps = np.flatnonzero(is_sep)
+        if not len(self._quotes):  # every separator counts: a sum per record, in chunks
+            return self._separators_per_line(ord(sep))[records] + 1
+        seps = np.flatnonzero(self._bytes == ord(sep))
         seps = seps[np.searchsorted(self._quotes, seps) % 2 == 0]
         owner = np.searchsorted(self.starts, seps, side="right") - 1
         counts = np.bincount(owner, minlength=len(self.starts))
         return counts[records] + 1
+
+    def _separators_per_line(self, sep: int, lines_per_chunk: int = 1 << 14) -> np.ndarray:
+        """(lines,) count of byte ``sep`` from each line's start to the next one's, summed over
+        chunks of lines so that no temporary is larger than a chunk of the file."""
+        counts = np.empty(len(self.starts), np.int64)
+        bounds = np.append(self.starts, len(self._bytes))
+        for lo in range(0, len(self.starts), lines_per_chunk):
+            hi = min(lo + lines_per_chunk, len(self.starts))
+            chunk = (self._bytes[bounds[lo] : bounds[hi]] == sep).view(np.uint8)
+            counts[lo:hi] = np.add.reduceat(chunk, self.starts[lo:hi] - bounds[lo], dtype=np.int64)
+        return counts
 
     def same_as(self, records: np.ndarray, content: bytes) -> np.ndarray:
         """Which of ``records`` are exactly ``content`` (compared in bounded chunks)."""
