@@ -178,7 +178,7 @@ def test_broken_zeek_header(tmp_path, at, how):
         head.insert(at, head[at] + "\tts")
     path = tmp_path / source.name
     path.write_text("\n".join(head + ["\t".join(r) for r in source.rows]) + "\n")
-    assert_reads_or_names_file(path)
+    assert_reads_or_names_file(path, formats=(None, "zeek"))
 
 
 # -- random and broken bytes --------------------------------------------------------------------
@@ -197,12 +197,13 @@ FILES = [s.name for s in SOURCES.values()] + ["eve.json"]
 FORMATS = (None,) + io.FORMATS
 
 
-def assert_reads_or_names_file(path, **kw):
+def assert_reads_or_names_file(path, formats=FORMATS):
+    """Every kind, strict and lenient, as each of ``formats``: a frame or a DataFormatError."""
     for kind, reader in READERS.items():
-        for fmt in FORMATS:
+        for fmt in formats:
             for lenient in (False, True):
                 try:
-                    df = read_quietly(reader, path, format=fmt, lenient=lenient, **kw)
+                    df = read_quietly(reader, path, format=fmt, lenient=lenient)
                 except DataFormatError as err:
                     assert err.path == str(path) and str(path) in str(err)
                 else:
@@ -216,7 +217,7 @@ def random_bytes(rng, n):
 
 
 @pytest.mark.parametrize("header", list(HEADERS))
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 def test_random_bytes(tmp_path, header, seed):
     rng = np.random.default_rng([seed, len(header)])
     path = tmp_path / "random.bin"
@@ -225,7 +226,7 @@ def test_random_bytes(tmp_path, header, seed):
 
 
 @pytest.mark.parametrize("name", FILES)
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 def test_flipped_bytes(tmp_path, name, seed):
     rng = np.random.default_rng([seed, len(name)])
     data = np.frombuffer((FIXTURES / name).read_bytes(), np.uint8).copy()
