@@ -271,7 +271,7 @@ def test_eve_values_of_any_type(tmp_path, seed):
     rows = []
     for _ in range(30):
         kind = io.KINDS[rng.integers(3)]
-        event = any_json(rng, pa.struct(list(eve.SCHEMAS[kind])))
+        event = any_json(rng, pa.struct(list(eve.FIELD_TYPES[kind])))
         event = event if isinstance(event, dict) else {"value": event}
         rows.append({"event_type": eve.EVENT[kind] if rng.random() < 0.9 else "alert", **event})
     path = tmp_path / "eve.json"

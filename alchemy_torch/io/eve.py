@@ -60,7 +60,7 @@ EVENT = {"flows": "flow", "http": "http", "dns": "dns"}
 GROUPED = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "TXT")
 _S, _I = pa.string(), pa.int64()
 _ENDPOINTS = [("src_ip", _S), ("src_port", _I), ("dest_ip", _S), ("dest_port", _I)]
-SCHEMAS = {  # the fields read, as arrow types (any other field is not parsed)
+FIELD_TYPES = {  # the fields read, as arrow types (any other field is not parsed)
     "flows": pa.schema(
         [
             *_ENDPOINTS,
@@ -142,7 +142,7 @@ TCP_FLAGS = "CEUAPRSF"  # bit 7 .. bit 0
 
 
 def fields(kind: str) -> frozenset:
-    return frozenset(_flat_names(SCHEMAS[kind]))
+    return frozenset(_flat_names(FIELD_TYPES[kind]))
 
 
 def _flat_names(schema_or_type, prefix="") -> list[str]:
@@ -166,7 +166,7 @@ def read(text: Text, kind: str, *, lenient: bool) -> RawTable:
     """
     parsed = _Parsed(text, lenient)
     records = np.flatnonzero(~text.empty)
-    table = parsed.attempt(records, pa.schema([("event_type", _S), *SCHEMAS[kind]]))
+    table = parsed.attempt(records, pa.schema([("event_type", _S), *FIELD_TYPES[kind]]))
     if table is None:
         records = parsed.parse(records, _EVENT_TYPE)
         table = parsed.table
@@ -183,7 +183,7 @@ def read(text: Text, kind: str, *, lenient: bool) -> RawTable:
     if table.num_columns > 1:
         records, table = records[mine], table.filter(pa.array(mine)).drop_columns("event_type")
     else:
-        records = parsed.parse(records[mine], SCHEMAS[kind])
+        records = parsed.parse(records[mine], FIELD_TYPES[kind])
         table = parsed.table
     table = table.flatten().flatten()
     if kind == "dns":

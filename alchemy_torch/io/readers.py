@@ -51,8 +51,9 @@ _SNIFF_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
-class Schema:
-    """A family of field names and the adapters that turn them into canonical records.
+class Fieldset:
+    """A family of field names (one or more formats) and the adapters that turn them into
+    canonical records (:mod:`.schema`).
 
     ``fields(kind)``: the fields read for a kind; ``numeric``: those parsed as numbers;
     ``adapters``: kind -> adapter(Fields, options) -> (columns, report); ``unset``: tokens that
@@ -67,22 +68,22 @@ class Schema:
     spelling: Callable[[str], str] = field(default=lambda column: column)
 
 
-SCHEMAS = {
-    "zeek": Schema("zeek", zeek.fields, zeek.NUMERIC, zeek.ADAPTERS, zeek.UNSET, zeek.spelling),
-    "argus": Schema("argus", lambda kind: argus.FIELDS, argus.NUMERIC, argus.ADAPTERS),
-    "nfdump": Schema(
+FIELDSETS = {
+    "zeek": Fieldset("zeek", zeek.fields, zeek.NUMERIC, zeek.ADAPTERS, zeek.UNSET, zeek.spelling),
+    "argus": Fieldset("argus", lambda kind: argus.FIELDS, argus.NUMERIC, argus.ADAPTERS),
+    "nfdump": Fieldset(
         "nfdump", lambda kind: tables.NFDUMP_FIELDS, tables.NFDUMP_NUMERIC, tables.NFDUMP
     ),
-    "table": Schema("table", tables.fields, tables.NUMERIC, tables.ADAPTERS),
-    "eve": Schema("eve", eve.fields, frozenset(), eve.ADAPTERS),
-    "cicflowmeter": Schema(
+    "table": Fieldset("table", tables.fields, tables.NUMERIC, tables.ADAPTERS),
+    "eve": Fieldset("eve", eve.fields, frozenset(), eve.ADAPTERS),
+    "cicflowmeter": Fieldset(
         "cicflowmeter",
         lambda kind: cicflowmeter.FIELDS,
         cicflowmeter.NUMERIC,
         cicflowmeter.ADAPTERS,
         spelling=cicflowmeter.spelling,
     ),
-    "unsw-nb15": Schema(
+    "unsw-nb15": Fieldset(
         "unsw-nb15",
         lambda kind: unsw.FIELDS,
         unsw.NUMERIC,
@@ -91,7 +92,7 @@ SCHEMAS = {
         spelling=unsw.spelling,
     ),
 }
-SCHEMA_OF = {  # format -> field schema (Parquet: sniffed from its column names)
+FIELDSET_OF = {  # format -> fieldset (Parquet: sniffed from its column names)
     "zeek": "zeek",
     "zeek-json": "zeek",
     "zeek-csv": "zeek",
@@ -237,16 +238,16 @@ def _read(kind: str, path, format, columns, lenient, options) -> pd.DataFrame:
     return out
 
 
-def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, Schema, dict]:
-    """Parse the container; returns (raw table with field names, field schema, header facts)."""
+def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, Fieldset, dict]:
+    """Parse the container; returns (raw table with field names, fieldset, header facts)."""
     if fmt == "parquet":
         table = parse_parquet(path)
         names = list(table.frame.columns)
         sniffed = set(names) - set((columns or {}).values()) | set(columns or {})
-        spec = SCHEMAS[SCHEMA_OF[_format_of(sniffed)]]
+        spec = FIELDSETS[FIELDSET_OF[_format_of(sniffed)]]
         table.rename(field_names(path, names, None, spec, kind, columns))
         return table, spec, {}
-    spec = SCHEMAS[SCHEMA_OF[fmt]]
+    spec = FIELDSETS[FIELDSET_OF[fmt]]
     text = Text(path, read_bytes(path), quote=fmt not in ("zeek", "zeek-json", "eve"))
     if fmt == "eve":
         if columns:
@@ -269,7 +270,7 @@ def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, Schema, dic
     return _delimited(text, fmt, kind, spec, columns, lenient), spec, {}
 
 
-def _delimited(text: Text, fmt, kind, spec: Schema, columns, lenient) -> RawTable:
+def _delimited(text: Text, fmt, kind, spec: Fieldset, columns, lenient) -> RawTable:
     """A comma-separated table: header (or UNSW-NB15's published columns), records, fields.
 
     Lines that are no records are dropped and counted: repeated header lines (concatenated
@@ -315,12 +316,12 @@ def _drop(records: np.ndarray, drop: np.ndarray, what: str, ignored: dict) -> np
     return records[~drop]
 
 
-def wanted(spec: Schema, kind: str) -> set:
+def wanted(spec: Fieldset, kind: str) -> set:
     """The fields read for ``kind``."""
     return set(spec.fields(kind))
 
 
-def field_names(path, names, header_line, spec: Schema, kind: str, columns) -> list[str]:
+def field_names(path, names, header_line, spec: Fieldset, kind: str, columns) -> list[str]:
     """The field name of each file column: ``columns`` ({field: file column}) first, then the
     format's alternative spellings where one column alone spells a field.
 
