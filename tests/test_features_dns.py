@@ -585,3 +585,30 @@ def test_distinct_pairs(scale):
     expected = sorted(set(zip(segment_of.tolist(), values.tolist())))
     got_segment, got_values = _distinct_pairs(segment_of, values)
     assert list(zip(got_segment.tolist(), got_values.tolist())) == expected
+
+
+def test_unknown_ttls_are_not_counted():
+    base = pd.DataFrame(
+        {
+            "ts": T0 + np.arange(4) * 60.0,
+            "client": "10.0.0.1",
+            "query": "a.example.com",
+            "qtype": "A",
+            "rcode": "NOERROR",
+            "answers": [["1.2.3.4"], ["1.2.3.4"], ["1.2.3.4"], ["1.2.3.4"]],
+            "ttls": [[300], [240], [180], [120]],
+        }
+    )
+    with_unknown = base.assign(
+        answers=[a + ["5.6.7.8"] for a in base.answers], ttls=[t + [-1] for t in base.ttls]
+    )
+    labels = pd.Series({"a.example.com": 0})
+    ex = make("dns")
+    names = [n for n in ex.feature_names if "ttl" in n]
+    columns = [ex.feature_names.index(n) for n in names]
+    plain, unknown = (
+        ex.fit(bags)(bags)[0, columns]
+        for bags in (Bags.from_records("dns", r, labels) for r in (base, with_unknown))
+    )
+    torch.testing.assert_close(plain, unknown)
+    assert plain[names.index("answer_mean_ttl")] == 210.0

@@ -36,7 +36,8 @@ Answers (``address`` = an answer that parses as an IPv4/IPv6 address, compared i
    training bags (GLOBAL: the index does not shrink with the draw). Addresses never seen in
    training add nothing.
 
-TTL (over the TTLs of address answers; of every answer with ``include_cname_ttls=True``):
+TTL (over the known TTLs of address answers; of every answer with
+``include_cname_ttls=True``; a TTL of -1 is unknown and not counted):
 
 8. ``answer_mean_ttl``, ``answer_std_ttl`` (population std).
 9. ``answer_nunique_ttl``: distinct TTL values.
@@ -443,9 +444,9 @@ class DnsFeatures(FeatureExtractor):
             )
         cols.append(self._other_domains(bags, ip_draw, ip, segments.owner))
 
-        ttl, ttl_draw = bags.ragged["ttls"][items], item_draw
-        if not self.include_cname_ttls:
-            ttl, ttl_draw = ttl[address], item_draw[address]
+        ttl = bags.ragged["ttls"][items]
+        counted = ttl >= 0 if self.include_cname_ttls else (ttl >= 0) & address
+        ttl, ttl_draw = ttl[counted], item_draw[counted]
         ttl_offsets = seg.offsets_from_ids(ttl_draw, n_draws)
         distinct_ttls = torch.bincount(_distinct_pairs(ttl_draw, ttl)[0], minlength=n_draws)
         ttl = ttl.to(torch.float64)
@@ -580,9 +581,10 @@ def _record_min_ttl(bags: Bags, all_answers: bool) -> tuple[Tensor, Tensor]:
     def build():
         ttl = bags.ragged["ttls"]
         record = seg.segment_ids(bags.ragged_offsets, ttl.numel())
+        counted = ttl >= 0  # an unknown TTL (-1, e.g. EVE 'grouped' answers) is no TTL
         if not all_answers:
-            address = _answer_ips(bags)[0][bags.ragged["answers"]] >= 0
-            ttl, record = ttl[address], record[address]
+            counted &= _answer_ips(bags)[0][bags.ragged["answers"]] >= 0
+        ttl, record = ttl[counted], record[counted]
         out = torch.zeros(bags.num_records, dtype=torch.int64, device=bags.device)
         out.scatter_reduce_(0, record, ttl, reduce="amin", include_self=False)
         return out, torch.bincount(record, minlength=bags.num_records) > 0
