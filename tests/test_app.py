@@ -1,0 +1,169 @@
+"""The app's jobs: a tiny cell per data kind, resume, failures, one-line errors, multiruns."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+import pytest
+from app_helpers import TINY, TINY_K, alchemy, job_config, run_tiny
+from hydra.core.global_hydra import GlobalHydra
+
+from alchemy_torch.app import CellFailed, cli, job, run_cell
+from alchemy_torch.evaluation import METRICS
+from alchemy_torch.features.dns import DnsFeatures
+
+pytest.importorskip("alchemy_torch.models")
+
+
+@pytest.mark.filterwarnings("ignore:DnsFeatures. no geoip")
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "flows",
+        "http",
+        pytest.param(
+            "dns",
+            marks=pytest.mark.skipif(
+                not hasattr(DnsFeatures, "get_params"),
+                reason="cross_validate clones the dns extractor: get_params lands with feat",
+            ),
+        ),
+    ],
+)
+def test_tiny_alchemy4_cell_writes_results_scores_and_filtering(tmp_path, kind):
+    results = run_tiny([f"data=synthetic-{kind}", "method=alchemy4", *TINY_K], tmp_path)
+
+    assert results["status"] == "ok" and results["error"] is None
+    assert results["cell"] == {
+        "data": f"synthetic-{kind}",
+        "kind": kind,
+        "method": "alchemy4",
+        "model": "rf",
+    }
+    assert json.loads((tmp_path / "results.json").read_text()) == results
+    folds = pd.DataFrame(results["folds"])
+    assert list(zip(folds.repeat, folds.fold)) == [(0, 0), (0, 1)]
+    for metric in METRICS:
+        assert results["summary"][f"{metric}_mean"] == pytest.approx(folds[metric].mean())
+        assert results["summary"][f"{metric}_std"] == pytest.approx(folds[metric].std())
+    assert results["params"]["resampler"]["iterations"] == 2
+    assert results["dataset"]["targets"] == 40 and results["dataset"]["malicious"] == 4
+    assert results["config"]["method"]["resampler"]["iterations"] == 2
+    assert "method.resampler.iterations=2" in results["overrides"]
+    assert results["versions"]["torch"] and results["device"] == "cpu"
+
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert len(scores) == 40 and scores["target"].is_unique
+    assert scores["score"].between(0, 1).all()
+    pseudo = pd.read_parquet(tmp_path / "filtering.parquet")
+    train_pseudo = folds.train_pseudo_kept + folds.train_filtered
+    assert len(pseudo) == train_pseudo.sum()
+    assert (pseudo["kept"] == (pseudo["distance"] <= pseudo["threshold"])).all()
+    assert cli.summary_line(results, tmp_path).startswith(f"synthetic-{kind} alchemy4 rf: ROC-AUC")
+
+
+def test_methods_without_filtering_write_no_filtering_file(tmp_path):
+    results = run_tiny(["method=original"], tmp_path)
+    assert results["params"]["resampler"] is None
+    assert not (tmp_path / "filtering.parquet").exists()
+
+
+def test_a_finished_cell_is_skipped_and_a_failed_one_runs_again(tmp_path, monkeypatch):
+    with pytest.raises(CellFailed, match="for 9 folds: lower folds="):
+        run_tiny(["method=original", "evaluation.folds=9"], tmp_path)
+    failed = json.loads((tmp_path / "results.json").read_text())
+    assert failed["status"] == "failed" and "\n" not in failed["error"]
+    assert failed["cell"]["method"] == "original" and "summary" not in failed
+
+    first = run_tiny(["method=original"], tmp_path)  # failed before: runs again
+    assert first["status"] == "ok" and "skipped" not in first
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished cell was evaluated again")
+
+    monkeypatch.setattr(job, "cross_validate", must_not_run)
+    again = run_tiny(["method=original"], tmp_path)
+    assert again == {**first, "skipped": True}
+    with pytest.raises(CellFailed, match="AssertionError"):  # resume=false runs it
+        run_tiny(["method=original", "resume=false"], tmp_path)
+
+
+def test_capture_groups_are_asked_of_the_dataset(tmp_path):
+    with pytest.raises(CellFailed, match="evaluation.groups=capture needs capture groups"):
+        run_tiny(["method=original", "evaluation.groups=capture"], tmp_path)
+    with pytest.raises(CellFailed, match="evaluation.groups must be one of"):
+        run_tiny(["method=original", "evaluation.groups=host"], tmp_path)
+
+
+def test_a_missing_data_folder_names_the_config_key(tmp_path):
+    cfg = job_config(["data=flows-iot23-small", f"data.dataset.root={tmp_path}"], tmp_path)
+    with pytest.raises(CellFailed, match="^data.dataset: FileNotFoundError: .* not found"):
+        run_cell(cfg)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope=1"], "Could not override 'nope'"),
+        (["method=nope"], "Could not find 'method/nope' Available options in 'method': alc"),
+        (["evaluation.folds=9", *TINY[:1]], "ValueError: 4 malicious and 36 benign"),
+        (["data=files", "data.kind=flows"], "data.dataset"),
+    ],
+)
+def test_bad_input_ends_with_one_line_and_status_1(tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # main() sets it to 1; undone after the test
+    monkeypatch.setattr(sys, "argv", ["alchemy", *args, f"hydra.run.dir={tmp_path}"])
+    with pytest.raises(SystemExit) as stop:
+        try:
+            cli.main()
+        finally:
+            GlobalHydra.instance().clear()  # as a finished process would
+    assert str(stop.value.code).startswith("alchemy: error: ")
+    assert message in stop.value.code and "\n" not in stop.value.code
+
+
+def test_console_script_exits_1_with_one_stderr_line(tmp_path):
+    done = alchemy([*TINY, "evaluation.folds=9", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "alchemy: error: ValueError: 4 malicious and 36 benign targets for 9 folds: "
+        "lower folds= to at most 4"
+    ]
+    full = alchemy(
+        [*TINY, "evaluation.folds=9", f"hydra.run.dir={tmp_path}"],
+        cwd=tmp_path,
+        env={"HYDRA_FULL_ERROR": "1"},
+    )
+    assert full.returncode == 1 and "Traceback" in full.stderr
+
+
+def sweep(tmp_path, launcher: list[str]):
+    """A 2-cell multirun into tmp_path/sweep: one cell runs, one has too few targets."""
+    args = ["-m", *launcher, f"hydra.sweep.dir={tmp_path / 'sweep'}", "method=original"]
+    return alchemy([*args, *TINY, "evaluation.folds=2,9"], cwd=tmp_path)
+
+
+def assert_one_ok_one_failed(tmp_path, done) -> None:
+    assert done.returncode == 1, done.stderr
+    assert "alchemy: 1 cell(s) failed" in done.stderr
+    results = {
+        json.loads(p.read_text())["config"]["evaluation"]["folds"]: json.loads(p.read_text())
+        for p in (tmp_path / "sweep").rglob("results.json")
+    }
+    assert results[2]["status"] == "ok" and results[2]["summary"]["folds"] == 2
+    assert results[9]["status"] == "failed" and "lower folds=" in results[9]["error"]
+
+
+def test_joblib_multirun_runs_the_other_cells_when_one_fails(tmp_path):
+    done = sweep(tmp_path, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    assert_one_ok_one_failed(tmp_path, done)
+    assert "synthetic-flows original rf: ROC-AUC" in done.stdout
+
+
+@pytest.mark.slow
+def test_submitit_local_multirun_runs_the_other_cells_when_one_fails(tmp_path):
+    done = sweep(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"])
+    assert_one_ok_one_failed(tmp_path, done)
+    assert list((tmp_path / "sweep" / ".submitit").iterdir())
