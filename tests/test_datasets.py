@@ -129,8 +129,9 @@ def test_synthetic_arguments():
 
 
 # -- named sets, reports, filters ------------------------------------------------------------
-def test_list_and_synthetic_load():
-    names = datasets.list()
+def test_available_and_synthetic_load():
+    assert not hasattr(datasets, "list")  # one name: available()
+    names = datasets.available()
     assert {"synthetic-flows", "flows-ctu13-s6-menti", "dns-stratosphere", "ctu13-1"} <= set(names)
     ds = datasets.load("synthetic-dns")
     assert ds.kind == "dns" and ds.target == "query" and ds.report.kept["malicious"][0] == 100
@@ -179,6 +180,7 @@ def test_target_rules_and_valid_records():
     expect = {
         "any": {"a": 1, "b": 1, "d": 0},
         "majority": {"a": 0, "b": 1, "d": 0},
+        "all": {"a": 0, "b": 1, "d": 0},
         "ctu13": {"a": 1, "d": 0},
     }
     for rule, labels in expect.items():
@@ -186,8 +188,8 @@ def test_target_rules_and_valid_records():
         kept, got = label_targets(records, "flows", rule, report)
         assert got.to_dict() == labels and set(kept["server"]) == set(labels)
         assert sum(r["records"] for r in report.removed) == len(records) - len(kept)
-    with pytest.raises(ValueError, match="unknown rule"):
-        label_targets(records, "flows", "all", Report("t", "flows", "server"))
+    with pytest.raises(ValueError, match="label_rule must be one of"):
+        label_targets(records, "flows", "nope", Report("t", "flows", "server"))
 
     dns = pd.DataFrame(
         {
@@ -320,7 +322,7 @@ def test_fetch_without_checksum_records_first_hash(server, tmp_path, monkeypatch
             == (root / "capture20110816.binetflow").read_bytes()
         )
     # load() reads a remote set through the same cache, with the CTU-13 rule
-    ds = datasets.load("ctu13-6", root=tmp_path)
+    ds = datasets.load("ctu13-6", cache_dir=tmp_path)
     assert ds.labels.to_dict() == {"147.32.80.9": 0, "74.125.232.216": 0, "91.212.135.158": 1}
     reasons = {r["reason"]: r["targets"] for r in ds.report.removed if r["step"] == "label"}
     assert reasons == {"botnet flows but no C&C (victims)": 2, "no malicious or benign record": 2}

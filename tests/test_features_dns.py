@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from publicsuffixlist import PublicSuffixList
 
 from alchemy_torch import Bags, Resampler
 from alchemy_torch.features import Behaviour, make
-from alchemy_torch.features.dns import MULTI_LABEL_SUFFIXES, DnsFeatures
+from alchemy_torch.features.dns import DnsFeatures
 from alchemy_torch.resample import Draws
 
 GEOIP_CSV = Path(__file__).parent / "fixtures" / "geoip_tiny.csv"
@@ -128,13 +129,15 @@ def reference_country(ip: str) -> str | None:
     return max(hits)[1] if hits else None
 
 
+ICANN_SUFFIXES = PublicSuffixList(only_icann=True)
+
+
 def registered_label(name: str, scope: str) -> str:
     labels = name.lower().rstrip(".").split(".")
     if scope == "fqdn":
         return "".join(labels)
-    if len(labels) > 2 and labels[-2] + "." + labels[-1] in MULTI_LABEL_SUFFIXES:
-        return labels[-3]
-    return labels[-2] if len(labels) > 1 else labels[0]
+    suffix = ICANN_SUFFIXES.publicsuffix(".".join(labels)).split(".")
+    return labels[-len(suffix) - 1] if len(labels) > len(suffix) else labels[0]
 
 
 def reference_cusum(counts: list[int], w: int, local_max: float, cusum_max: float) -> list[int]:
@@ -503,12 +506,28 @@ def test_names_and_behaviours():
         ("localhost", "registered", "localhost"),
         ("co.uk", "registered", "co"),
         ("mail.3com.com", "fqdn", "mail3comcom"),
+        ("a.b.k12.ca.us", "registered", "b"),  # Public Suffix List, ICANN section
+        ("4.3.2.1.in-addr.arpa", "registered", "1"),
+        ("d111.cloudfront.net", "registered", "cloudfront"),  # private suffix: off by default
     ],
 )
 def test_name_label(name, scope, label):
     from alchemy_torch.features.dns import _name_part
 
     assert _name_part(name, scope) == label
+
+
+def test_private_suffixes_are_an_option(records):
+    from alchemy_torch.features.dns import _name_part
+
+    assert _name_part("d111.cloudfront.net", "registered", private=True) == "d111"
+    assert _name_part("x9.s3.amazonaws.com", "registered", private=True) == "x9"
+    one_name = records.assign(query="d111.cloudfront.net")
+    bags = Bags.from_records("dns", one_name, labels=pd.Series({"d111.cloudfront.net": 0}))
+    icann, private = (
+        dns_extractor(private_suffixes=p).fit(bags)(bags)[:, -1].item() for p in (False, True)
+    )
+    assert (icann, private) == (0.0, 0.75)
 
 
 def test_cusum_on_a_known_series():

@@ -37,11 +37,16 @@ class Behaviour(str, Enum):
 
 @dataclass(frozen=True)
 class Feature:
-    """One output column: name (``{scope}_{stat}_{field}``), behaviour, short definition."""
+    """One output column: name (``{scope}_{stat}_{field}``), behaviour, short definition.
+
+    ``clock``: for a feature that reads absolute time, the time alignment it assumes
+    (``datasets.load(..., align_time=)``); '' when it uses only time differences in a draw.
+    """
 
     name: str
     behaviour: Behaviour
     description: str = ""
+    clock: str = ""
 
 
 STATS5 = ("mean", "std", "min", "max", "median")
@@ -174,10 +179,11 @@ class FeatureExtractor:
             yield self(bags, draws), draws
 
     def describe(self) -> pd.DataFrame:
-        """One row per feature: name, behaviour under resampling, definition."""
+        """One row per feature: name, behaviour under resampling, definition, and the time
+        alignment it assumes ('' when it reads no absolute time)."""
         return pd.DataFrame(
-            [(f.name, f.behaviour.value, f.description) for f in self.features],
-            columns=["feature", "behaviour", "description"],
+            [(f.name, f.behaviour.value, f.description, f.clock) for f in self.features],
+            columns=["feature", "behaviour", "description", "clock"],
         )
 
     def _check_kind(self, bags: Bags) -> None:

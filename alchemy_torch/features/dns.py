@@ -47,10 +47,12 @@ TTL (over the TTLs of address answers; of every answer with ``include_cname_ttls
 Domain:
 
 12. ``name_ratio_digits``: digits / characters of the registered-domain label (the label left
-    of the public suffix; ``name_scope="fqdn"``: the whole name without dots). The public suffix
-    is approximated by the last label, or the last two when they form one of the common
-    multi-label suffixes of :data:`MULTI_LABEL_SUFFIXES` (``co.uk``, ``com.au``, ...): no full
-    Public Suffix List, so rarer suffixes (``k12.ca.us``, private suffixes) count as one label.
+    of the public suffix; ``name_scope="fqdn"``: the whole name without dots). Public suffixes
+    come from the Public Suffix List shipped by the ``publicsuffixlist`` package (offline):
+    its ICANN section by default (``co.uk``, ``k12.ca.us``, ``in-addr.arpa``), the private
+    section too with ``private_suffixes=True`` (``cloudfront.net``, ``s3.amazonaws.com``, ...).
+    Unlisted top-level labels count as one-label suffixes; a name that is itself a public
+    suffix (``co.uk``) or a single label (``wpad``) gives its first label.
 
 EXPOSURE's optional reverse-DNS and longest-meaningful-substring features need external lookups
 or a dictionary and are not implemented.
@@ -72,6 +74,7 @@ O(sum over draws of the index lists of their addresses); both run in memory-boun
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import uuid
@@ -82,50 +85,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from publicsuffixlist import PublicSuffixList
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
 from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments
+from alchemy_torch.io.addresses import canonical_addresses
 from alchemy_torch.ops import segment as seg
 
-__all__ = ["DnsFeatures", "MULTI_LABEL_SUFFIXES", "TTL_EDGES"]
+__all__ = ["DnsFeatures", "TTL_EDGES"]
 
-#: Common public suffixes of two labels (an approximation of the Public Suffix List).
-MULTI_LABEL_SUFFIXES = frozenset(
-    f"{second}.{tld}"
-    for tld, seconds in {
-        "uk": "co org ac gov me net ltd plc nhs sch",
-        "au": "com net org edu gov asn id",
-        "nz": "co org net ac govt school geek",
-        "jp": "co ne or ac go ad ed gr lg",
-        "kr": "co or ne ac go re",
-        "cn": "com net org gov edu ac",
-        "tw": "com org net edu gov idv",
-        "hk": "com org net edu gov",
-        "br": "com net org gov edu art",
-        "in": "co net org firm gen ind ac edu gov",
-        "za": "co org net gov ac web",
-        "il": "co org net ac gov",
-        "id": "co or ac go web net",
-        "th": "co in or ac go net",
-        "sg": "com org net edu gov",
-        "my": "com org net edu gov",
-        "mx": "com org net edu gob",
-        "ar": "com org net edu gob",
-        "tr": "com org net edu gov gen",
-        "ua": "com org net edu gov",
-        "vn": "com org net edu gov",
-        "ph": "com org net edu gov",
-        "pk": "com org net edu gov",
-        "eg": "com org net edu gov",
-        "sa": "com org net edu gov",
-        "pl": "com org net edu gov",
-        "co": "com org net edu gov",
-        "pe": "com org net edu gob",
-        "ru": "com org net",
-    }.items()
-    for second in seconds.split()
-)
+#: The time alignment of the features that read absolute time (``Feature.clock``).
+CLOCK_SHARED = "one clock for all training records: epoch, or align_time='capture'"
+CLOCK_EPOCH_DAYS = "epoch: UTC calendar days (align_time='capture': 24 h from capture start)"
 
 #: TTL range edges of feature 11 (seconds).
 TTL_EDGES = (0.0, 1.0, 10.0, 100.0, 300.0, 900.0, math.inf)
@@ -163,7 +135,8 @@ class DnsFeatures(FeatureExtractor):
     feature is dropped with a warning), ``monitoring_period`` (seconds; default learnt in
     :meth:`fit`), ``short_life_hours`` (72), ``window_hours`` (8), ``local_max`` (0.1),
     ``cusum_max`` (1.0), ``include_cname_ttls`` (False), ``name_scope`` (``"registered"`` or
-    ``"fqdn"``). :meth:`fit` must run before extraction (it builds the IP -> domains index).
+    ``"fqdn"``), ``private_suffixes`` (False: the Public Suffix List's ICANN section only).
+    :meth:`fit` must run before extraction (it builds the IP -> domains index).
     """
 
     kind = "dns"
@@ -180,6 +153,7 @@ class DnsFeatures(FeatureExtractor):
         cusum_max: float = 1.0,
         include_cname_ttls: bool = False,
         name_scope: str = "registered",
+        private_suffixes: bool = False,
         dtype: torch.dtype = torch.float64,
     ):
         super().__init__(dtype)
@@ -199,6 +173,7 @@ class DnsFeatures(FeatureExtractor):
         self.short_life_hours, self.window_hours = float(short_life_hours), int(window_hours)
         self.local_max, self.cusum_max = float(local_max), float(cusum_max)
         self.include_cname_ttls, self.name_scope = bool(include_cname_ttls), name_scope
+        self.private_suffixes = private_suffixes
         self.geoip = None if geoip is None else _GeoIP(geoip)
         if self.geoip is None:
             warnings.warn(
@@ -222,11 +197,17 @@ class DnsFeatures(FeatureExtractor):
                 b.RATE_SENSITIVE,
                 f"1 if lifetime < {self.short_life_hours:g} h",
             ),
-            Feature("bag_ratio_lifetime", b.RATE_SENSITIVE, "lifetime / monitoring period"),
+            Feature(
+                "bag_ratio_lifetime",
+                b.RATE_SENSITIVE,
+                "lifetime / monitoring period",
+                clock=CLOCK_SHARED if self.monitoring_period is None else "",
+            ),
             Feature(
                 "day_mean_distance",
                 b.SPREAD,
                 "mean Euclidean distance between z-normalised 24-h day vectors",
+                clock=CLOCK_EPOCH_DAYS,
             ),
             Feature(
                 "hour_count_changepoints",
@@ -335,7 +316,8 @@ class DnsFeatures(FeatureExtractor):
             ts, ids, first, torch.where(nonempty, torch.floor(span / 3600.0).long() + 1, 0)
         )
         cols += self._answers(segments, ids)
-        cols.append(_name_digit_ratio(segments.bags, self.name_scope)[segments.owner])
+        digits = _name_digit_ratio(segments.bags, self.name_scope, self.private_suffixes)
+        cols.append(digits[segments.owner])
         return torch.stack([c.to(torch.float64) for c in cols], dim=1)
 
     def _hourly(self, ts: Tensor, ids: Tensor, first: Tensor, lifetime: Tensor) -> list[Tensor]:
@@ -590,15 +572,9 @@ def _answer_ips(bags: Bags) -> tuple[Tensor, np.ndarray]:
     """(V,) canonical-address id of every answer string (-1: not an address) and the addresses."""
 
     def build():
-        ids = np.full(len(bags.vocab["answer"]), -1, dtype=np.int64)
-        canonical: dict[str, int] = {}
-        for k, value in enumerate(bags.vocab["answer"]):
-            try:
-                address = ipaddress.ip_address(str(value).strip())
-            except ValueError:
-                continue
-            ids[k] = canonical.setdefault(str(address), len(canonical))
-        return torch.from_numpy(ids).to(bags.device), np.array(list(canonical), dtype=object)
+        ids, addresses = pd.factorize(canonical_addresses(bags.vocab["answer"]))  # None -> -1
+        ids = torch.from_numpy(ids.astype(np.int64)).to(bags.device)
+        return ids, np.asarray(addresses, dtype=object)
 
     return bags.cached("dns:answer_ip", build)
 
@@ -647,25 +623,31 @@ def _ip_countries(bags: Bags, geoip: "_GeoIP") -> Tensor:
     return bags.cached(f"dns:country:{geoip.path}", build)
 
 
-def _name_digit_ratio(bags: Bags, scope: str) -> Tensor:
+def _name_digit_ratio(bags: Bags, scope: str, private: bool) -> Tensor:
     """(B,) digit share of every target's registered-domain label (or whole name)."""
 
     def build():
-        ratios = [_digit_share(_name_part(str(name), scope)) for name in bags.targets]
+        ratios = [_digit_share(_name_part(str(name), scope, private)) for name in bags.targets]
         return torch.tensor(ratios, dtype=torch.float64, device=bags.device)
 
-    return bags.cached(f"dns:name_digits:{scope}", build)
+    return bags.cached(f"dns:name_digits:{scope}:{private}", build)
 
 
-def _name_part(name: str, scope: str) -> str:
+@functools.cache
+def _suffix_list(private: bool) -> PublicSuffixList:
+    return PublicSuffixList(only_icann=not private)
+
+
+def _name_part(name: str, scope: str, private: bool = False) -> str:
+    """The registered-domain label of ``name`` (left of its public suffix), or the FQDN
+    without dots; a name that is a public suffix or a single label gives its first label."""
     labels = [p for p in name.strip().rstrip(".").lower().split(".") if p]
     if not labels:
         return ""
     if scope == "fqdn":
         return "".join(labels)
-    if len(labels) >= 3 and ".".join(labels[-2:]) in MULTI_LABEL_SUFFIXES:
-        return labels[-3]
-    return labels[-2] if len(labels) >= 2 else labels[0]
+    registered = _suffix_list(private).privatesuffix(".".join(labels))
+    return registered.split(".", 1)[0] if registered else labels[0]
 
 
 def _digit_share(text: str) -> float:
