@@ -15,9 +15,8 @@ import alchemy_torch.app.cli  # noqa: F401  (registers the ${paper:...} resolver
 from alchemy_torch.app import run_cell
 
 CONFIG_MODULE = "alchemy_torch.configs"
-#: a cell in seconds: 40 targets (4 malicious), 2 folds, 1 repeat, K = 2, a small forest
-TINY = [
-    "data.dataset.n_targets=40",
+#: a cell in seconds: 40 synthetic targets (4 malicious), 2 folds, 1 repeat, a small forest
+TINY_RUN = [
     "evaluation.folds=2",
     "evaluation.repeats=1",
     "model.n_estimators=10",
@@ -25,6 +24,7 @@ TINY = [
     "device=cpu",
     "progress=false",
 ]
+TINY = ["data.dataset.n_targets=40", *TINY_RUN]
 TINY_K = ["method.resampler.iterations=2"]
 
 
@@ -45,9 +45,10 @@ def job_config(overrides: list[str], output_dir: Path) -> DictConfig:
     return cfg
 
 
-def run_tiny(overrides: list[str], output_dir: Path) -> dict:
-    """run_cell on a tiny cell (:data:`TINY` before ``overrides``)."""
-    return run_cell(job_config([*TINY, *overrides], output_dir))
+def run_tiny(overrides: list[str], output_dir: Path, data: bool = True) -> dict:
+    """run_cell on a tiny cell: :data:`TINY` (:data:`TINY_RUN` when not ``data``, for data
+    that are not synthetic) before ``overrides``."""
+    return run_cell(job_config([*(TINY if data else TINY_RUN), *overrides], output_dir))
 
 
 def alchemy(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

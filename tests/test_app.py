@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,7 +15,12 @@ from alchemy_torch.app import CellFailed, cli, job, run_cell
 from alchemy_torch.evaluation import METRICS
 from alchemy_torch.features.dns import DnsFeatures
 
-pytest.importorskip("alchemy_torch.models")
+FIXTURES = Path(__file__).parent / "fixtures"
+BAD_ARGUS = (
+    "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,TotPkts,TotBytes,"
+    "SrcBytes,Label\n2011/08/16 10:01:46.97,1.8,tcp,1.2.3.4,1040,   ->,5.6.7.8,5678,FSPA,0,0,"
+    "x,12,5,flow=Normal\n"
+)
 
 
 @pytest.mark.filterwarnings("ignore:DnsFeatures. no geoip")
@@ -103,13 +109,40 @@ def test_a_missing_data_folder_names_the_config_key(tmp_path):
         run_cell(cfg)
 
 
+def test_your_own_files_run_through_datasets_from_files(tmp_path):
+    paths = f"data.dataset.paths=[{FIXTURES / 'ctu13-tiny.binetflow'}]"
+    overrides = ["data=files", "data.kind=flows", paths, "method=original"]
+    results = run_tiny(overrides, tmp_path, data=False)
+    assert results["status"] == "ok" and results["cell"]["data"] == "files"
+    assert (
+        results["dataset"]["targets"] == 5
+        and "ctu13-tiny.binetflow" in results["dataset"]["report"]
+    )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (BAD_ARGUS, r"DataFormatError: .*bad.binetflow, line 2, field 'TotPkts': not a number"),
+        (None, r"DataFormatError: .*bad.binetflow: cannot read file"),
+    ],
+)
+def test_an_unreadable_or_missing_file_names_file_line_and_field(tmp_path, content, message):
+    path = tmp_path / "bad.binetflow"
+    if content is not None:
+        path.write_text(content)
+    overrides = ["data=files", "data.kind=flows", f"data.dataset.paths=[{path}]"]
+    with pytest.raises(CellFailed, match="^data.dataset: " + message):
+        run_tiny(overrides, tmp_path / "out", data=False)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["nope=1"], "Could not override 'nope'"),
         (["method=nope"], "Could not find 'method/nope' Available options in 'method': alc"),
         (["evaluation.folds=9", *TINY[:1]], "ValueError: 4 malicious and 36 benign"),
-        (["data=files", "data.kind=flows"], "data.dataset"),
+        (["data=files", "data.kind=flows"], "Missing mandatory value: data.dataset.paths"),
     ],
 )
 def test_bad_input_ends_with_one_line_and_status_1(tmp_path, monkeypatch, args, message):

@@ -13,8 +13,6 @@ from app_helpers import TINY_K, run_tiny
 from alchemy_torch.app import CellFailed, cli
 from alchemy_torch.evaluation import report
 
-pytest.importorskip("alchemy_torch.models")
-
 METHOD_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "METHOD.md"
 PNG = b"\x89PNG\r\n\x1a\n"
 #: alchemy2 over K in {1, 2} and options {1, 2}: the AUC-against-K plot

@@ -61,11 +61,12 @@ class CellFailed(RuntimeError):
 
 @dataclass
 class Cell:
-    """What one job cross-validates: B targets' bags (with optional (B,) capture groups),
-    an extractor, a method and a model, and the dataset's report (None for synthetic data)."""
+    """What one job cross-validates: B targets' bags (with optional capture groups, a Series
+    target -> capture), an extractor, a method and a model, and the dataset's report (None for
+    synthetic data)."""
 
     bags: Bags
-    groups: np.ndarray | None
+    groups: pd.Series | None
     extractor: object
     method: object
     model: object
@@ -80,27 +81,29 @@ def build(cfg: DictConfig) -> Cell:
         )
     loaded = instantiate(cfg.data.dataset)
     if isinstance(loaded, tuple):  # datasets.synthetic: (records, labels)
-        (records, labels), kind, report = loaded, cfg.data.kind, None
+        records, labels = loaded
+        dataset, bags = None, Bags.from_records(cfg.data.kind, records, labels)
     else:  # a datasets.Dataset
-        records, labels, kind, report = loaded.records, loaded.labels, loaded.kind, loaded.report
-    if kind != cfg.data.kind:
-        raise ValueError(f"data.kind={cfg.data.kind} but data={cfg.data.name} holds {kind} records")
-    bags = Bags.from_records(kind, records, labels)
+        dataset, bags = loaded, loaded.to_bags()
+    if bags.kind != cfg.data.kind:
+        raise ValueError(
+            f"data.kind={cfg.data.kind} but data={cfg.data.name} holds {bags.kind} records"
+        )
     groups = None
     if cfg.evaluation.groups == "capture":
-        groups = getattr(loaded, "groups", None)
-        if groups is None:
+        if dataset is None:
             raise ValueError(
                 f"evaluation.groups=capture needs capture groups, which data={cfg.data.name} "
                 "does not have: set evaluation.groups=null"
             )
+        groups = dataset.groups
     return Cell(
         bags,
         groups,
         instantiate(cfg.features),
         instantiate(cfg.method),
         instantiate(cfg.model),
-        report,
+        None if dataset is None else dataset.report,
     )
 
 
