@@ -137,7 +137,13 @@ def test_the_kind_is_inferred_from_content_not_names(tmp_path, conn_log):
         _canonical_csv(tmp_path / "g.dat", "http"): "http",
         _canonical_csv(tmp_path / "h.dat", "flows"): "flows",
     }
+    for name in ("cicids2017.csv", "cicids2018.csv", "unsw-nb15_1.csv", "nfdump.csv"):
+        expect[FIXTURES / "io" / name] = "flows"
     assert {p: datasets.infer_kind(p) for p in expect} == expect
+    with pytest.raises(ValueError, match="EVE file holds flows, http and dns events; pass kind="):
+        datasets.infer_kind(FIXTURES / "io" / "eve.json")
+    eve = datasets.from_files([FIXTURES / "io" / "eve.json"], kind="http", unknown="keep")
+    assert eve.kind == "http" and len(eve.records) > 0
     ds = datasets.from_files([tmp_path / "f.dat"])
     assert ds.kind == "dns" and ds.report.kept["malicious"][0] == 2
     odd = tmp_path / "odd.csv"

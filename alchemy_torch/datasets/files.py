@@ -223,11 +223,19 @@ def align(records: pd.DataFrame, report: Report, how: str | None) -> pd.DataFram
 
 
 # -- the kind of a file, from its content --------------------------------------------------
+#: formats that carry flow records only
+FLOWS_ONLY_FORMATS = ("argus", "nfdump", "cicflowmeter", "unsw-nb15")
+
+
 def infer_kind(path) -> str:
     """'flows', 'http' or 'dns', from a file's format and field names (not its name)."""
     fmt = io.detect_format(path)
-    if fmt in ("argus", "nfdump"):
+    if fmt in FLOWS_ONLY_FORMATS:
         return "flows"
+    if fmt == "eve":
+        raise ValueError(
+            f"{path}: a Suricata EVE file holds flows, http and dns events; pass kind="
+        )
     names = _field_names(path, fmt)
     if fmt == "zeek" and names[:1] and names[0] in _ZEEK_LOGS:
         return _ZEEK_LOGS[names[0]]
