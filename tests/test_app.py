@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +15,6 @@ from hydra.core.global_hydra import GlobalHydra
 
 from alchemy_torch.app import CellFailed, cli, job, run_cell
 from alchemy_torch.evaluation import METRICS
-from alchemy_torch.features.dns import DnsFeatures
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD_ARGUS = (
@@ -24,20 +25,7 @@ BAD_ARGUS = (
 
 
 @pytest.mark.filterwarnings("ignore:DnsFeatures. no geoip")
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "flows",
-        "http",
-        pytest.param(
-            "dns",
-            marks=pytest.mark.skipif(
-                not hasattr(DnsFeatures, "get_params"),
-                reason="cross_validate clones the dns extractor: get_params lands with feat",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("kind", ["flows", "http", "dns"])
 def test_tiny_alchemy4_cell_writes_results_scores_and_filtering(tmp_path, kind):
     results = run_tiny([f"data=synthetic-{kind}", "method=alchemy4", *TINY_K], tmp_path)
 
@@ -200,3 +188,29 @@ def test_submitit_local_multirun_runs_the_other_cells_when_one_fails(tmp_path):
     done = sweep(tmp_path, ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"])
     assert_one_ok_one_failed(tmp_path, done)
     assert list((tmp_path / "sweep" / ".submitit").iterdir())
+
+
+@pytest.mark.slow
+def test_a_job_runs_from_an_installed_wheel_outside_the_checkout(tmp_path):
+    checkout = Path(__file__).resolve().parents[1]
+    build = [sys.executable, "-m", "pip", "wheel", str(checkout), "--no-deps"]
+    subprocess.run([*build, "--no-build-isolation", "-w", str(tmp_path)], check=True)
+    (wheel,) = tmp_path.glob("alchemy_torch-*.whl")
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site)]
+    subprocess.run([*install, str(wheel)], check=True)
+    env = {"PYTHONPATH": str(site)}  # before the editable checkout on sys.path
+    where = alchemy(["--info", "searchpath"], cwd=tmp_path, env=env)
+    assert "pkg://alchemy_torch.configs" in where.stdout
+    done = alchemy([*TINY, "method=alchemy4", *TINY_K, "hydra.run.dir=run"], cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["status"] == "ok"
+    located = subprocess.run(
+        [sys.executable, "-c", "import alchemy_torch.configs as c; print(c.__file__)"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert located.stdout.startswith(str(site))

@@ -35,8 +35,10 @@ RESULTS_FILE, SCORES_FILE, FILTERING_FILE = "results.json", "scores.parquet", "f
 METHOD_ORDER = ("original", "noise", "gaussian", "smote", "alchemy1", "alchemy2", "alchemy3")
 METHOD_ORDER += ("alchemy4",)
 MODEL_ORDER = ("rf", "dnn", "svm")
-#: overrides that name the cell or change no result; any other one makes a variant of the method
+#: overrides that name the cell or change no result (configs/alchemy.yaml's exclude_keys);
+#: any other one makes a variant of the method
 CELL_KEYS = ("data", "method", "model", "experiment", "output_dir", "resume", "progress")
+CELL_KEYS += ("model.n_jobs",)
 
 #: The slides' ROC-AUC in % (METHOD.md §6): NetFlow = flows, PDNS = dns, HTTP = http.
 SLIDES_AUC = pd.DataFrame(
