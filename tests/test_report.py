@@ -70,6 +70,21 @@ def test_paper_table_holds_mean_and_std_in_percent_beside_the_slides(run_folder)
     assert (table == "failed").sum().sum() == 1
 
 
+def test_paired_gains_are_differences_to_original_on_the_same_folds(run_folder):
+    cells = report.collect(run_folder)
+    gains = report.paired_gains(cells)
+    original = results_of(run_folder, cells.loc[cells["method"] == "original", "folder"].item())
+    assert "original" not in gains.index and list(gains.columns) == ["synthetic-flows rf"]
+    for row in cells[(cells["status"] == "ok") & (cells["method"] != "original")].itertuples():
+        summary = results_of(run_folder, row.folder)["summary"]
+        text = gains.loc[row.label, "synthetic-flows rf"]
+        mean, _, better, folds = re.fullmatch(r"(\S+) ± (\S+) \((\d)/(\d)\)", text).groups()
+        expected = 100 * (summary["roc_auc_mean"] - original["summary"]["roc_auc_mean"])
+        assert float(mean) == pytest.approx(expected, abs=0.005)
+        assert int(folds) == 2 and 0 <= int(better) <= 2
+    assert gains.loc[cells.loc[cells["status"] == "failed", "label"].item()].item() == ""
+
+
 def test_markdown_has_a_header_a_rule_and_one_line_per_row():
     table = pd.DataFrame(
         {"a rf": ["1 ± 2"], "b": [""]}, index=pd.Index(["original"], name="method")
@@ -87,6 +102,8 @@ def test_write_report_writes_the_tables_and_png_plots(run_folder, tmp_path):
     assert names == {
         "table.csv",
         "table.md",
+        "gains.csv",
+        "gains.md",
         "cells.csv",
         "auc_vs_k.png",
         "roc_synthetic-flows_rf.png",
@@ -97,6 +114,7 @@ def test_write_report_writes_the_tables_and_png_plots(run_folder, tmp_path):
         if path.suffix == ".png":
             assert path.read_bytes()[:8] == PNG and path.stat().st_size > 10_000
     assert (tmp_path / "table.md").read_text() == written["table"]
+    assert (tmp_path / "gains.md").read_text() == written["gains"]
     table = pd.read_csv(
         tmp_path / "table.csv", index_col="method", dtype=str, keep_default_na=False
     )
