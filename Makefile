@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 install: $(VENV)/.installed
 
+# The main job: the paper table's RF column on synthetic flows (7 cells, CPU), then its report
 demo: install
-	$(PY) -m alchemy_torch.demo
+	$(VENV)/bin/alchemy experiment=demo
+	$(VENV)/bin/alchemy-report multirun/demo
 
 lint: install
 	$(VENV)/bin/ruff check .
