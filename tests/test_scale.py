@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from detection_helpers import small_bags, small_forest
 
 from alchemy_torch import Bags, Resampler, evaluation, features, methods, resample
@@ -248,3 +249,17 @@ def test_dask_cluster_gives_the_single_process_result(written, tmp_path, process
     table = dask_result(source, extractor, tmp_path / "there", processes=processes)
     assert sorted(table.partition) == source.partitions
     assert_same_vectors(read_vectors(tmp_path / "there"), read_vectors(tmp_path / "here"))
+
+
+# ---------------------------------------------------------------------- devices
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["flows", "http", "dns"])
+def test_cuda_agrees_with_cpu_features_and_subset_sizes(kind):
+    bags, on_cuda = small_bags(kind), small_bags(kind).to("cuda")
+    cpu, cuda = features.make(kind).fit(bags), features.make(kind).fit(on_cuda)
+    torch.testing.assert_close(cuda(on_cuda).cpu(), cpu(bags), rtol=1e-6, atol=1e-9)
+    draws = RESAMPLER.draw(bags, SEED)
+    assert torch.equal(RESAMPLER.draw(on_cuda, SEED).lengths.cpu(), draws.lengths)
+    torch.testing.assert_close(
+        cuda(on_cuda, draws.to("cuda")).cpu(), cpu(bags, draws), rtol=1e-6, atol=1e-9
+    )
