@@ -156,15 +156,19 @@ class TimedAlchemy(Alchemy):
 
 
 # ---------------------------------------------------------------------- the pipeline
-def pipeline(bags, kind: str, args, device: torch.device) -> pd.DataFrame:
-    stages = Stages(device)
-    labels = bags.labels.numpy()
+def split(bags) -> tuple:
+    """(training, test) Bags: 80/20 of the targets, stratified by label."""
     train, test = train_test_split(
-        np.arange(len(bags)), test_size=0.2, stratify=labels, random_state=0
+        np.arange(len(bags)), test_size=0.2, stratify=bags.labels.numpy(), random_state=0
     )
+    return bags[train], bags[test]
+
+
+def pipeline(train_bags, test_bags, kind: str, args, device: torch.device) -> pd.DataFrame:
+    stages = Stages(device)
     resampler = Resampler(args.option, iterations=args.iterations)
-    with stages("split"):
-        train_bags, test_bags = bags[train].to(device), bags[test].to(device)
+    with stages("to device"):
+        train_bags, test_bags = train_bags.to(device), test_bags.to(device)
     options = {"aggregation": args.aggregation} if kind == "http" else {}
     extractor = features.make(kind, **options)
     with stages("train context fit"):
@@ -192,8 +196,8 @@ def pipeline(bags, kind: str, args, device: torch.device) -> pd.DataFrame:
     table = pd.concat([table.iloc[:at], rest.round(2), table.iloc[at:]])
     kept = method.training_set_.kept.sum()
     print(
-        f"[{kind}] train {len(train)} targets -> {kept:,} kept training vectors; "
-        f"test {len(test)} targets; test ROC-AUC {_auc(vectors.labels, scores)}",
+        f"[{kind}] train {len(train_bags)} targets -> {kept:,} kept training vectors; "
+        f"test {len(test_bags)} targets; test ROC-AUC {_auc(vectors.labels, scores)}",
         flush=True,
     )
     return table
@@ -333,10 +337,12 @@ def main() -> None:
             malicious = np.random.default_rng(0).random(len(bags)) < 0.1
             bags = replace(bags, labels=torch.from_numpy(malicious.astype(np.int64)))
         print(f"[{kind}] built {bags} in {time.perf_counter() - start:.1f} s", flush=True)
-        print(pipeline(bags, kind, args, device).to_string(), flush=True)
         reference = None if args.no_reference else side_by_side(bags, kind, args)
         if reference is not None:
             print(f"[{kind}] pandas side by side: {reference}", flush=True)
+        train_bags, test_bags = split(bags)
+        del bags  # the stages hold one copy of the records, as a training job would
+        print(pipeline(train_bags, test_bags, kind, args, device).to_string(), flush=True)
 
 
 if __name__ == "__main__":
