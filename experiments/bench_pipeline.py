@@ -6,9 +6,10 @@ of bench_features.py): targets split 80/20 (stratified) into training and test; 
 context fit, originals, K draws (option 4 by default) and their features, Alchemy 4's target
 selection (inner 5-fold CV) and filtering (the slides' p_range and f), the model fit (a
 random forest); prediction = the test targets' originals, draws and features, and the
-ensemble. Every stage prints seconds and its own peak resident memory (Linux: the high-water
-mark is reset at each stage; elsewhere the process peak so far), and on cuda its peak CUDA
-memory.
+ensemble. Every stage prints seconds, CPU seconds of this process (all threads: on a shared
+machine, what the stage cost whatever the load) and its own peak resident memory (Linux: the
+high-water mark is reset at each stage; elsewhere the process peak so far), and on cuda its
+peak CUDA memory.
 
 Beside it, on a random sample of targets holding about ``--reference-records`` records (600k),
 the same draws are featurised by a straightforward pandas loop, one draw at a time (flows: the
@@ -52,7 +53,7 @@ class Stages:
     """Seconds and peak resident memory per named stage (stages may nest)."""
 
     def __init__(self, device: torch.device):
-        self.device, self.seconds, self.open = device, {}, []
+        self.device, self.seconds, self.cpu_seconds, self.open = device, {}, {}, []
         self.peak, self.peak_cuda = {}, {}
         self.cuda = device.type == "cuda"
 
@@ -60,18 +61,20 @@ class Stages:
     def __call__(self, name: str):
         self._sample()
         self.seconds.setdefault(name, 0.0)  # rows in the order stages start
+        self.cpu_seconds.setdefault(name, 0.0)
         self.open.append(name)
         _reset_high_water_mark()
         if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             if self.cuda:
                 torch.cuda.synchronize()
             self.seconds[name] += time.perf_counter() - start
+            self.cpu_seconds[name] += time.process_time() - cpu_start
             self._sample()
             self.open.pop()
 
@@ -84,7 +87,7 @@ class Stages:
             self.peak_cuda[name] = max(self.peak_cuda.get(name, 0.0), cuda)
 
     def table(self) -> pd.DataFrame:
-        columns = {"seconds": self.seconds, "peak_rss_gb": self.peak}
+        columns = {"seconds": self.seconds, "cpu_s": self.cpu_seconds, "peak_rss_gb": self.peak}
         if self.cuda:
             columns["peak_cuda_gb"] = self.peak_cuda
         return pd.DataFrame(columns).round(2)
@@ -190,8 +193,9 @@ def pipeline(train_bags, test_bags, kind: str, args, device: torch.device) -> pd
             with stages("test ensemble"):
                 scores = method.score_vectors(vectors)
     table = stages.table()
-    parts = table.seconds.reindex(["of which selection", "of which filtering"]).fillna(0).sum()
-    rest = pd.DataFrame({"seconds": [table.seconds["train fit (all)"] - parts]}, ["of which rest"])
+    timed = ["seconds", "cpu_s"]
+    inner = table.reindex(["of which selection", "of which filtering"])[timed].fillna(0).sum()
+    rest = (table.loc[["train fit (all)"], timed] - inner).set_axis(["of which rest"])
     at = table.index.get_loc("test originals")
     table = pd.concat([table.iloc[:at], rest.round(2), table.iloc[at:]])
     kept = method.training_set_.kept.sum()

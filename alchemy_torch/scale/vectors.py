@@ -8,8 +8,10 @@ Output layout (hive partitioning, one file per partition, one row group per memo
 Randomness: partition ``p`` draws with ``derive_seed(seed, p)``. Its vectors depend on the seed
 and on its own records only -- not on the order, process or machine partitions run on, nor on
 memory chunking -- so a cluster gives the single-process result exactly. (Over a whole corpus
-in memory, :meth:`Vectors.compute` draws every target from one stream instead; the originals
-agree, the pseudo vectors are other, equally distributed draws.)
+in memory, :meth:`Vectors.compute` draws every target from one stream instead: the pseudo
+vectors are other, equally distributed draws. The originals agree, except that DNS bags built
+within a corpus and alone can order records with equal timestamps differently: Bags breaks
+those ties with a hash of corpus-wide answer codes.)
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def partition_vectors(
         + [(n, pa.float64()) for n in names]
     )
     written = 0
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial = path.with_name(f".{path.name}.{os.getpid()}")  # dot files: datasets skip them
     with pq.ParquetWriter(partial, schema) as writer:
 
         def write(x, owner, iteration) -> None:
