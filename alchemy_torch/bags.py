@@ -10,76 +10,13 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from alchemy_torch.ops.segment import csr_gather
+from alchemy_torch import labels as label_rules
+from alchemy_torch.io.fields import Fields
+from alchemy_torch.io.schema import SCHEMAS, Schema, check_kind
+from alchemy_torch.io.source import RawTable
+from alchemy_torch.ops.segment import csr_gather, offsets_from_lengths
 
-__all__ = ["Bags", "SCHEMAS", "Schema"]
-
-
-@dataclass(frozen=True)
-class Schema:
-    """Canonical columns of one kind (DESIGN.md).
-
-    ``numeric``: column -> torch dtype. ``categorical``: column -> vocabulary name (columns
-    sharing a vocabulary share codes, so ``src == server`` is a code comparison).
-    ``ragged``: list-valued columns -> vocabulary name, or None for integer lists; they share
-    one per-record offsets tensor. ``optional``: numeric columns filled with NaN when absent.
-    """
-
-    target: str
-    numeric: dict
-    categorical: dict
-    ragged: dict = field(default_factory=dict)
-    optional: tuple = ()
-
-
-SCHEMAS: dict[str, Schema] = {
-    "flows": Schema(
-        target="server",
-        numeric={
-            "ts": torch.float64,
-            "sport": torch.int64,
-            "dport": torch.int64,
-            "pkts": torch.int64,
-            "bytes": torch.int64,
-            "duration": torch.float64,
-        },
-        categorical={
-            "proto": "proto",
-            "src": "address",
-            "dst": "address",
-            "flags": "flags",
-            "server": "address",
-        },
-        optional=("duration",),
-    ),
-    "http": Schema(
-        target="server",
-        numeric={
-            "ts": torch.float64,
-            "bytes_out": torch.int64,
-            "bytes_in": torch.int64,
-            "status": torch.int64,
-        },
-        categorical={
-            "client": "address",
-            "server": "address",
-            "host": "host",
-            "path": "path",
-            "query": "query",
-            "method": "method",
-            "user_agent": "user_agent",
-            "referrer": "referrer",
-        },
-    ),
-    "dns": Schema(
-        target="query",
-        numeric={"ts": torch.float64},
-        categorical={"client": "address", "query": "domain", "qtype": "qtype", "rcode": "rcode"},
-        ragged={"answers": "answer", "ttls": None},
-    ),
-}
-
-LABEL_RULES = ("any", "majority", "all")
+__all__ = ["Bags"]
 
 
 @dataclass
@@ -89,7 +26,7 @@ class Bags:
     Attributes (B targets, N records, A flattened list items):
         kind: ``"flows"``, ``"http"`` or ``"dns"``.
         columns: name -> (N,) tensor, records sorted by (target, ts, other columns);
-            categorical columns hold int64 codes into ``vocab[SCHEMAS[kind].categorical[name]]``.
+            text columns hold int64 codes into their vocabulary (``decode`` maps them back).
         offsets: (B+1,) int64 CSR pointer: bag ``b`` is records ``offsets[b]:offsets[b+1]``.
         targets: (B,) numpy array of target names, sorted.
         labels: (B,) int64, 1 malicious, 0 benign, -1 unlabelled.
@@ -121,71 +58,39 @@ class Bags:
         target: str | None = None,
         label_rule: str = "any",
     ) -> "Bags":
-        """Build bags from canonical records (one row per record).
+        """Build bags from canonical records (one row per record; :mod:`alchemy_torch.io.schema`).
 
-        ``labels``: Series target -> 0/1. Without it, the per-record ``label`` column decides
-        (1 malicious, 0 benign, -1 unknown, ignored in the vote) under ``label_rule``: ``"any"``
-        malicious record, a strict ``"majority"``, or ``"all"`` known records malicious.
-        Without either, every label is -1 (unlabelled, e.g. for scoring).
+        ``labels``: Series target -> 1 (malicious), 0 (benign) or -1 (unlabelled). Without it,
+        the per-record ``label`` column decides under ``label_rule`` (one of
+        :data:`alchemy_torch.labels.RULES`); a target the rule leaves unknown is an error
+        (drop or keep such targets with :func:`alchemy_torch.datasets.from_files`, or pass
+        ``labels``). Without either, every label is -1 (unlabelled, e.g. for scoring).
+        Values are checked as the readers check them (:class:`~alchemy_torch.io.DataFormatError`
+        naming the row and field): finite numbers within the schema's ranges.
         """
-        schema = _schema(kind)
-        if label_rule not in LABEL_RULES:
-            raise ValueError(f"label_rule must be one of {LABEL_RULES}, got {label_rule!r}")
-        if not isinstance(records, pd.DataFrame):
-            raise ValueError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+        schema = check_kind(kind)
         target = target or schema.target
-        required = [
-            c
-            for c in (*schema.numeric, *schema.categorical, *schema.ragged)
-            if c not in schema.optional
-        ]
-        missing = [c for c in dict.fromkeys([*required, target]) if c not in records.columns]
-        if missing:
-            raise ValueError(f"{kind} records miss columns {missing}; have {list(records.columns)}")
-        if len(records) == 0:
-            raise ValueError(f"{kind} records are empty: no bags to build")
-        keys = records[target]
-        bad = keys.isna() | (keys.astype(str).str.len() == 0)
-        if bad.any():
-            raise ValueError(
-                f"{int(bad.sum())} records have a NaN or empty target {target!r} "
-                f"(first at row {records.index[np.flatnonzero(bad.to_numpy())[0]]!r})"
-            )
-
-        target_codes, targets = pd.factorize(keys.astype(str), sort=True)
-        vocab, codes = _encode_categorical(records, schema)
-        numeric = {
-            c: _numeric_column(records, c, dtype, c in schema.optional, kind)
-            for c, dtype in schema.numeric.items()
-        }
-        ragged_lengths, ragged_items = _flatten_lists(records, schema, vocab, kind)
-
-        order = _total_order(target_codes, numeric, codes, ragged_lengths, ragged_items)
-        target_codes = target_codes[order]
-        lengths = np.bincount(target_codes, minlength=len(targets))
-        offsets = torch.zeros(len(targets) + 1, dtype=torch.int64)
-        offsets[1:] = torch.from_numpy(lengths).cumsum(0)
-
-        columns = {
-            c: torch.from_numpy(np.ascontiguousarray(v[order]))
-            for c, v in {**numeric, **codes}.items()
-        }
-        ragged_offsets, ragged = None, {}
-        if schema.ragged:
-            item_offsets = torch.zeros(len(records) + 1, dtype=torch.int64)
-            item_offsets[1:] = torch.tensor(ragged_lengths).cumsum(0)
-            items, ragged_offsets = csr_gather(item_offsets, torch.from_numpy(order))
-            ragged = {c: torch.from_numpy(v)[items] for c, v in ragged_items.items()}
-
-        target_labels = _target_labels(
-            labels, records, target_codes, order, np.asarray(targets, dtype=object), label_rule
-        )
+        _validate(kind, schema, records, target, label_rule)
+        target_codes, targets = pd.factorize(records[target].astype(str), sort=True)
+        targets = np.asarray(targets, dtype=object)
+        numbers = _numbers(records, schema, kind)
+        vocab, codes = _encode_text(records, schema)
+        list_lengths, list_items = _flatten_lists(records, schema, vocab, kind)
+        order = _total_order(target_codes, numbers, codes, list_lengths, list_items)
+        ragged_offsets, ragged = _lists_in_order(list_lengths, list_items, order)
         return cls(
             kind=kind,
-            columns=columns,
-            offsets=offsets,
-            targets=np.asarray(targets, dtype=object),
-            labels=torch.from_numpy(np.array(target_labels, dtype=np.int64)),
+            columns={
+                c: torch.from_numpy(np.ascontiguousarray(v[order]))
+                for c, v in {**numbers, **codes}.items()
+            },
+            offsets=offsets_from_lengths(
+                torch.from_numpy(np.bincount(target_codes, minlength=len(targets)))
+            ),
+            targets=targets,
+            labels=torch.from_numpy(
+                _target_labels(labels, records, target_codes, targets, label_rule)
+            ),
             vocab=vocab,
             ragged_offsets=ragged_offsets,
             ragged=ragged,
@@ -248,7 +153,7 @@ class Bags:
 
     def decode(self, column: str, codes: Tensor | None = None) -> np.ndarray:
         """Values of a categorical column (all records, or the given codes)."""
-        vocab = self.vocab[SCHEMAS[self.kind].categorical[column]]
+        vocab = self.vocab[_vocab_of(self.kind, column)]
         codes = self.columns[column] if codes is None else codes
         return vocab[codes.cpu().numpy()]
 
@@ -261,43 +166,61 @@ class Bags:
         )
 
 
-# ---------------------------------------------------------------------- helpers
-def _schema(kind: str) -> Schema:
-    if kind not in SCHEMAS:
-        raise ValueError(f"kind must be one of {sorted(SCHEMAS)}, got {kind!r}")
-    return SCHEMAS[kind]
-
-
-def _numeric_column(
-    records: pd.DataFrame, name: str, dtype: torch.dtype, optional: bool, kind: str
-) -> np.ndarray:
-    np_dtype = np.float64 if dtype == torch.float64 else np.int64
-    if name not in records.columns:
-        return np.full(len(records), np.nan)
-    col = records[name]
-    if name == "ts" and pd.api.types.is_datetime64_any_dtype(col):
-        col = (col - pd.Timestamp(0, tz=getattr(col.dt, "tz", None))) / pd.Timedelta(seconds=1)
-    values = pd.to_numeric(col, errors="coerce")
-    bad = values.isna() & ~col.isna() if optional else values.isna()
+# ---------------------------------------------------------------------- steps
+def _validate(kind: str, schema: Schema, records, target: str, label_rule: str) -> None:
+    """Check the frame: columns present, not empty, a name for every record's target."""
+    label_rules.check_rule(label_rule)
+    if not isinstance(records, pd.DataFrame):
+        raise ValueError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+    required = [c.name for c in schema.columns if not c.optional]
+    missing = [c for c in dict.fromkeys([*required, target]) if c not in records.columns]
+    if missing:
+        raise ValueError(f"{kind} records miss columns {missing}; have {list(records.columns)}")
+    if len(records) == 0:
+        raise ValueError(f"{kind} records are empty: no bags to build")
+    keys = records[target]
+    bad = keys.isna() | (keys.astype(str).str.len() == 0)
     if bad.any():
-        row = records.index[np.flatnonzero(bad.to_numpy())[0]]
         raise ValueError(
-            f"{kind} column {name!r}: {int(bad.sum())} missing or non-numeric values "
-            f"(first at row {row!r}: {col.loc[row]!r})"
+            f"{int(bad.sum())} records have a NaN or empty target {target!r} "
+            f"(first at row {records.index[np.flatnonzero(bad.to_numpy())[0]]!r})"
         )
-    values = values.to_numpy(dtype=np.float64)
-    if np_dtype is np.int64:
-        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-            raise ValueError(f"{kind} column {name!r} must hold integers")
-        return values.astype(np.int64)
-    return values
 
 
-def _encode_categorical(records: pd.DataFrame, schema: Schema) -> tuple[dict, dict]:
-    """Codes per column, one sorted vocabulary per vocabulary name (deterministic)."""
+def _numbers(records: pd.DataFrame, schema: Schema, kind: str) -> dict:
+    """name -> (N,) float64/int64 of every numeric column, checked as the readers check them.
+
+    Through the readers' :class:`~alchemy_torch.io.fields.Fields` (numbers, integers,
+    datetimes as epoch seconds, the schema's ranges), plus finiteness; the first bad row
+    raises a DataFormatError naming it (the frame's integer index label, else its position).
+    """
+    frame = records.reset_index(drop=True)
+    index = records.index
+    rows = index.to_numpy() if pd.api.types.is_integer_dtype(index) else np.arange(len(index))
+    fields = Fields(RawTable(f"{kind} records", frame, rows, unit="row"), lenient=False)
+    numbers = {}
+    for col in schema.of("float64", "int64"):
+        if col.name == "ts":
+            numbers["ts"] = fields.time("ts")
+            continue
+        numbers[col.name] = fields.number(
+            col.name,
+            integer=col.dtype == "int64",
+            default=np.nan if col.optional else None,
+            lo=col.lo,
+            hi=col.hi,
+        )
+        raw = frame.get(col.name)
+        if raw is not None and pd.api.types.is_numeric_dtype(raw):
+            fields.flag(np.isinf(raw.to_numpy(np.float64, na_value=0.0)), col.name, "infinite", raw)
+    return fields.commit(numbers)
+
+
+def _encode_text(records: pd.DataFrame, schema: Schema) -> tuple[dict, dict]:
+    """Codes per text column, one sorted vocabulary per vocabulary name (deterministic)."""
     by_vocab: dict[str, list[str]] = {}
-    for col, name in schema.categorical.items():
-        by_vocab.setdefault(name, []).append(col)
+    for col in schema.of("str"):
+        by_vocab.setdefault(col.vocab, []).append(col.name)
     vocab, codes = {}, {}
     for name, cols in by_vocab.items():
         values = [records[c].fillna("").astype(str).to_numpy(dtype=object) for c in cols]
@@ -316,8 +239,9 @@ def _flatten_lists(
     Adds the vocabularies of string lists to ``vocab``. All list columns must agree in length.
     """
     lengths, items = np.zeros(len(records), dtype=np.int64), {}
-    for i, (name, vocab_name) in enumerate(schema.ragged.items()):
-        col = records[name]
+    list_columns = schema.of("list[str]", "list[int]")
+    for i, list_column in enumerate(list_columns):
+        name, col = list_column.name, records[list_column.name]
         bad = ~col.map(type).isin([list, tuple, np.ndarray])
         if bad.any():
             row = records.index[np.flatnonzero(bad.to_numpy())[0]]
@@ -328,7 +252,7 @@ def _flatten_lists(
         if i and not np.array_equal(col_lengths, lengths):
             row = records.index[np.flatnonzero(col_lengths != lengths)[0]]
             raise ValueError(
-                f"{kind} columns {next(iter(schema.ragged))!r} and {name!r} differ in length "
+                f"{kind} columns {list_columns[0].name!r} and {name!r} differ in length "
                 f"at row {row!r}"
             )
         lengths = col_lengths
@@ -336,16 +260,16 @@ def _flatten_lists(
         values = col.explode().to_numpy(dtype=object)[
             np.repeat(lengths > 0, np.maximum(lengths, 1))
         ]
-        if vocab_name is None:
+        if list_column.vocab is None:
             numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
                 dtype=np.float64
             )
-            if np.isnan(numbers).any():
-                raise ValueError(f"{kind} column {name!r} holds non-numeric items")
+            if not np.isfinite(numbers).all():
+                raise ValueError(f"{kind} column {name!r} holds non-numeric or infinite items")
             items[name] = numbers.round().astype(np.int64)
         else:
             item_codes, uniques = pd.factorize(values.astype(str), sort=True)
-            vocab[vocab_name] = np.asarray(uniques, dtype=object)
+            vocab[list_column.vocab] = np.asarray(uniques, dtype=object)
             items[name] = item_codes.astype(np.int64)
     return lengths, items
 
@@ -374,52 +298,66 @@ def _total_order(
     return np.lexsort([*reversed(keys), numeric["ts"], target_codes])
 
 
-def _target_labels(labels, records, target_codes, order, targets, rule) -> np.ndarray:
-    n = len(targets)
+def _lists_in_order(lengths: np.ndarray, items: dict, order: np.ndarray):
+    """(N+1,) offsets and name -> (A,) items of the list columns, records in ``order``."""
+    if not items:
+        return None, {}
+    offsets = offsets_from_lengths(torch.tensor(lengths))
+    gathered, ragged_offsets = csr_gather(offsets, torch.from_numpy(order))
+    return ragged_offsets, {c: torch.from_numpy(v)[gathered] for c, v in items.items()}
+
+
+def _target_labels(labels, records, target_codes, targets, rule) -> np.ndarray:
+    """(B,) int64 labels: from the ``labels`` Series, else the rule over record labels."""
     if labels is not None:
-        if not isinstance(labels, pd.Series):
-            raise ValueError(
-                f"labels must be a pandas Series target -> 0/1, got {type(labels).__name__}"
-            )
-        index = labels.index.astype(str)
-        unknown = sorted(set(index) - set(targets))
-        if unknown:
-            raise ValueError(
-                f"labels name {len(unknown)} targets absent from the records, e.g. {unknown[:5]}"
-            )
-        if index.has_duplicates:
-            raise ValueError(
-                f"labels name targets twice, e.g. {list(index[index.duplicated()][:5])}"
-            )
-        values = pd.to_numeric(labels, errors="coerce")
-        if values.isna().any() or not values.isin([0, 1]).all():
-            raise ValueError(
-                f"labels must be 0 or 1, got "
-                f"{sorted(map(str, pd.unique(labels[~values.isin([0, 1])])))[:5]}"
-            )
-        missing = sorted(set(targets) - set(index))
-        if missing:
-            raise ValueError(f"{len(missing)} targets have no label, e.g. {missing[:5]}")
-        return values.set_axis(index).reindex(targets).to_numpy(dtype=np.int64)
+        return _labels_from_series(labels, targets)
     if "label" not in records.columns:
-        return np.full(n, -1, dtype=np.int64)
-    rec = pd.to_numeric(records["label"], errors="coerce").to_numpy()[order]
-    if np.isnan(rec).any() or not np.isin(rec, [-1, 0, 1]).all():
+        return np.full(len(targets), -1, dtype=np.int64)
+    record_labels = pd.to_numeric(records["label"], errors="coerce").to_numpy()
+    outcome = label_rules.vote(
+        target_codes, record_labels, len(targets), rule, records.get("detailed_label")
+    )
+    unknown = outcome.labels == -1
+    if unknown.any():
+        why = ", ".join(f"{int(m.sum())} {r}" for r, m in outcome.unknown.items() if m.any())
         raise ValueError(
-            "per-record label column must hold 1 (malicious), 0 (benign) or -1 (unknown)"
+            f"{int(unknown.sum())} targets have no label under label_rule={rule!r} ({why}), "
+            f"e.g. {list(targets[unknown][:5])}; pass labels=, or read the files with "
+            "datasets.from_files(paths, unknown='drop' or 'keep')"
         )
-    malicious = np.bincount(target_codes, weights=rec == 1, minlength=n)
-    known = np.bincount(target_codes, weights=rec != -1, minlength=n)
-    if (known == 0).any():
+    return outcome.labels.astype(np.int64)
+
+
+def _labels_from_series(labels, targets: np.ndarray) -> np.ndarray:
+    """(B,) int64 from a Series target -> 1/0/-1 naming every target exactly once."""
+    if not isinstance(labels, pd.Series):
         raise ValueError(
-            f"{int((known == 0).sum())} targets have only unknown (-1) record labels, "
-            f"e.g. {list(targets[known == 0][:5])}; filter them or pass labels"
+            f"labels must be a pandas Series target -> 1/0/-1, got {type(labels).__name__}"
         )
-    if rule == "any":
-        return (malicious > 0).astype(np.int64)
-    if rule == "majority":
-        return (2 * malicious > known).astype(np.int64)
-    return (malicious == known).astype(np.int64)
+    index = labels.index.astype(str)
+    unknown = sorted(set(index) - set(targets))
+    if unknown:
+        raise ValueError(
+            f"labels name {len(unknown)} targets absent from the records, e.g. {unknown[:5]}"
+        )
+    if index.has_duplicates:
+        raise ValueError(f"labels name targets twice, e.g. {list(index[index.duplicated()][:5])}")
+    values = pd.to_numeric(labels, errors="coerce")
+    valid = values.isin([-1, 0, 1])
+    if not valid.all():
+        raise ValueError(
+            "labels must be 1 (malicious), 0 (benign) or -1 (unlabelled), got "
+            f"{sorted(map(str, pd.unique(labels[~valid])))[:5]}"
+        )
+    missing = sorted(set(targets) - set(index))
+    if missing:
+        raise ValueError(f"{len(missing)} targets have no label, e.g. {missing[:5]}")
+    return values.set_axis(index).reindex(targets).to_numpy(dtype=np.int64, copy=True)
+
+
+def _vocab_of(kind: str, column: str) -> str:
+    """The vocabulary name of a text column."""
+    return next(c.vocab for c in SCHEMAS[kind].columns if c.name == column)
 
 
 def _target_index(index, n: int, device) -> Tensor:

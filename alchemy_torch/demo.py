@@ -11,7 +11,7 @@ from alchemy_torch import Bags, Resampler, datasets, features, resolve_device
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", default="flows", choices=list(features.KINDS))
+    parser.add_argument("--kind", default="flows", choices=list(features.EXTRACTORS))
     parser.add_argument("--targets", type=int, default=300)
     parser.add_argument("--option", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=20)

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from alchemy_torch.bags import Bags
 from alchemy_torch.ops.segment import (
+    CHUNK_RECORDS,
     argsort,
     expand_ranges,
     nonzero,
@@ -23,7 +24,8 @@ from alchemy_torch.params import Params
 __all__ = ["Draws", "Resampler", "derive_seed"]
 
 #: Targets are cut into blocks of about this many records; each (iteration, block) has its own
-#: random stream, so the draws do not depend on how they are chunked for memory.
+#: random stream, so the draws do not depend on how they are chunked for memory. Part of what a
+#: seed means (changing it changes every draw), so it is fixed here, apart from CHUNK_RECORDS.
 BLOCK_RECORDS = 1 << 22
 #: Half-width of the acceptance band around the expected threshold, in binomial std units.
 BAND_SIGMAS = 5.0
@@ -130,7 +132,7 @@ class Resampler(Params):
         rate_range: tuple[float, float] = (0.2, 0.8),
         mode: str = "random",
         min_size: int = 2,
-        chunk_records: int = 1 << 22,
+        chunk_records: int = CHUNK_RECORDS,
     ):
         if option not in self.OPTIONS:
             raise ValueError(f"option must be one of {self.OPTIONS}, got {option!r}")

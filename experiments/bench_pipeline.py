@@ -4,8 +4,8 @@ per-target pandas loop measured side by side.
 Per kind (flows 15M records / 3,000 servers, http 1.7M / 2,364, dns 3.3M / 5,163; the builders
 of bench_features.py): targets split 80/20 (stratified) into training and test; training =
 context fit, originals, K draws (option 4 by default) and their features, Alchemy 4's target
-selection (inner 5-fold CV) and filtering (the slides' p_range and f), the model fit (a
-random forest); prediction = the test targets' originals, draws and features, and the
+selection (inner 5-fold CV) and filtering (the slides' p_range and f), the model fit
+(``models.make("rf")``); prediction = the test targets' originals, draws and features, and the
 ensemble. Every stage prints seconds, CPU seconds of this process (all threads: on a shared
 machine, what the stage cost whatever the load) and its own peak resident memory (Linux: the
 high-water mark is reset at each stage; elsewhere the process peak so far), and on cuda its
@@ -38,10 +38,9 @@ import numpy as np
 import pandas as pd
 import torch
 from bench_features import SIZES, make_bags
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-from alchemy_torch import Resampler, features, methods
+from alchemy_torch import Resampler, features, methods, models
 from alchemy_torch.features.http import request_table
 from alchemy_torch.methods import Alchemy, Vectors
 
@@ -178,7 +177,7 @@ def pipeline(train_bags, test_bags, kind: str, args, device: torch.device) -> pd
         extractor.fit(train_bags)
     method = TimedAlchemy(**{**methods.paper_defaults(kind), "resampler": resampler})
     method.stages = stages
-    model = RandomForestClassifier(args.trees, n_jobs=-1, random_state=0)
+    model = models.make("rf", n_estimators=args.trees)
     for prefix, part, seed in (("train", train_bags, 0), ("test", test_bags, 1)):
         vectors = Vectors.compute(
             TimedExtractor(extractor, stages, prefix),

@@ -9,8 +9,6 @@ from sklearn.ensemble import RandomForestClassifier
 from alchemy_torch import Bags
 from alchemy_torch.datasets import synthetic
 
-KINDS = ("flows", "http", "dns")
-
 
 @lru_cache(maxsize=None)
 def small_bags(kind: str, n_targets: int = 60, seed: int = 0) -> Bags:

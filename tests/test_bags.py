@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import random_dns, random_flows
 
-from alchemy_torch import Bags
+from alchemy_torch import Bags, io
 
 
 def test_records_are_grouped_and_time_sorted(flows_records):
@@ -64,13 +64,34 @@ def test_shared_vocabulary_makes_direction_a_code_comparison(flows_records):
 
 
 @pytest.mark.parametrize(
-    "rule,expected", [("any", [1, 1, 0]), ("majority", [1, 0, 0]), ("all", [1, 0, 0])]
+    "rule,expected",
+    [("any", [1, 1, 0]), ("majority", [1, 0, 0]), ("all", [1, 0, 0]), ("ctu13", [1, 1, 0])],
 )
 def test_label_rules_from_record_labels(rule, expected):
     df = random_flows(3, 9).assign(
-        server=["a"] * 3 + ["b"] * 3 + ["c"] * 3, label=[1, 1, 1, 1, 0, 0, 0, 0, -1]
+        server=["a"] * 3 + ["b"] * 3 + ["c"] * 3,
+        label=[1, 1, 1, 0, 0, 1, 0, 0, -1],
+        detailed_label=["From-Botnet-V1-TCP-CC1"]
+        + [""] * 4
+        + ["From-Botnet-V1-TCP-CC2"]
+        + [""] * 3,
     )
     assert Bags.from_records("flows", df, label_rule=rule).labels.tolist() == expected
+
+
+@pytest.mark.parametrize("rule", ["majority", "ctu13"])
+def test_targets_a_rule_leaves_unknown_are_an_error_that_says_what_to_do(rule):
+    df = random_flows(2, 4).assign(
+        server=["a", "a", "b", "b"], label=[1, 0, 0, 0], detailed_label="From-Botnet-SPAM"
+    )  # majority: 'a' ties; ctu13: 'a' has botnet flows but no C&C
+    with pytest.raises(ValueError, match="1 targets have no label.*from_files"):
+        Bags.from_records("flows", df, label_rule=rule)
+
+
+def test_labels_series_may_mark_targets_unlabelled(flows_records):
+    targets = sorted(flows_records["server"].unique())
+    labels = pd.Series([-1] + [0] * (len(targets) - 1), index=targets)
+    assert Bags.from_records("flows", flows_records, labels).labels.tolist() == labels.tolist()
 
 
 def test_labels_series_overrides_record_labels(flows_records):
@@ -131,7 +152,6 @@ def test_to_device_moves_every_tensor(flows_records, device):
         (lambda df: df.iloc[:0], "empty"),
         (lambda df: df.assign(server=[None] + list(df["server"][1:])), "NaN or empty target"),
         (lambda df: df.assign(server=[""] + list(df["server"][1:])), "NaN or empty target"),
-        (lambda df: df.assign(pkts=["x"] + list(df["pkts"][1:])), "non-numeric"),
         (lambda df: df.assign(label=[2] + list(df["label"][1:])), "label"),
     ],
 )
@@ -140,11 +160,44 @@ def test_bad_records_raise_clear_errors(flows_records, mutate, message):
         Bags.from_records("flows", mutate(flows_records))
 
 
+@pytest.mark.parametrize(
+    "column,value,message",
+    [
+        ("pkts", "x", "not a number"),
+        ("pkts", -3, "below 0"),
+        ("bytes", -1, "below 0"),
+        ("pkts", 2.5, "not an integer"),
+        ("pkts", np.inf, "not an integer"),
+        ("dport", 70000, "above 65535"),
+        ("duration", np.inf, "infinite"),
+        ("duration", "soon", "not a number"),
+        ("ts", np.inf, "unparseable timestamp"),
+        ("ts", np.nan, "missing value"),
+    ],
+)
+def test_values_the_readers_reject_are_rejected_naming_row_and_field(
+    flows_records, column, value, message
+):
+    """The same checks as the readers (io.fields.Fields with the schema's ranges)."""
+    df = flows_records.set_index(flows_records.index + 100)
+    df[column] = df[column].astype(object)
+    df.loc[107, column] = value
+    df[column] = df[column].infer_objects()
+    with pytest.raises(io.DataFormatError, match=f"row 107, field '{column}': {message}"):
+        Bags.from_records("flows", df)
+
+
+def test_datetime_timestamps_become_epoch_seconds(flows_records):
+    df = flows_records.assign(ts=pd.to_datetime(flows_records["ts"], unit="s", utc=True))
+    want = Bags.from_records("flows", flows_records).columns["ts"]
+    assert torch.allclose(Bags.from_records("flows", df).columns["ts"], want, rtol=0, atol=1e-5)
+
+
 def test_bad_labels_raise_clear_errors(flows_records):
     targets = sorted(flows_records["server"].unique())
     with pytest.raises(ValueError, match="absent from the records"):
         Bags.from_records("flows", flows_records, pd.Series(0, index=targets + ["nope"]))
-    with pytest.raises(ValueError, match="must be 0 or 1"):
+    with pytest.raises(ValueError, match="must be 1 .malicious., 0 .benign. or -1"):
         Bags.from_records("flows", flows_records, pd.Series(2, index=targets))
     with pytest.raises(ValueError, match="have no label"):
         Bags.from_records("flows", flows_records, pd.Series(0, index=targets[1:]))
@@ -161,8 +214,10 @@ def test_bad_dns_lists_raise_clear_errors():
     short.iloc[int(np.flatnonzero(df["answers"].map(len) > 0)[0])] = []
     with pytest.raises(ValueError, match="differ in length"):
         Bags.from_records("dns", df.assign(ttls=short), labels)
-    with pytest.raises(ValueError, match="non-numeric"):
+    with pytest.raises(ValueError, match="non-numeric or infinite"):
         Bags.from_records("dns", df.assign(ttls=[["x"] * len(a) for a in df["answers"]]), labels)
+    with pytest.raises(ValueError, match="non-numeric or infinite"):
+        Bags.from_records("dns", df.assign(ttls=[[np.inf] * len(a) for a in df["answers"]]), labels)
 
 
 def test_dns_row_order_does_not_matter_even_with_ties():

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from detection_helpers import KINDS, small_bags, small_forest
+from detection_helpers import small_bags, small_forest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from alchemy_torch import Resampler, evaluation, features, methods, models
 from alchemy_torch.evaluation import detection_metrics, tpr_at_fpr
 from alchemy_torch.features.dns import DnsFeatures
 from alchemy_torch.features.flows import FlowFeatures
+from alchemy_torch.io.schema import KINDS
 
 FAST = Resampler(option=4, iterations=3)
 

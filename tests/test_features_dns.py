@@ -16,11 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from publicsuffixlist import PublicSuffixList
 
 from alchemy_torch import Bags, Resampler
 from alchemy_torch.features import Behaviour, make
-from alchemy_torch.features.dns import MULTI_LABEL_SUFFIXES, DnsFeatures
+from alchemy_torch.features.dns import DnsFeatures
+from alchemy_torch.io.errors import DataFormatError
 from alchemy_torch.resample import Draws
+
+pytestmark = pytest.mark.filterwarnings("ignore:DnsFeatures. no geoip:UserWarning")
 
 GEOIP_CSV = Path(__file__).parent / "fixtures" / "geoip_tiny.csv"
 T0 = 1_600_000_000.0
@@ -31,12 +35,6 @@ ADDRESSES = (
 )
 NAMES = ["edge.cdn.net.", "alias.example.com", "x.y"]
 TTLS = [0, 1, 5, 9, 10, 30, 99, 100, 120, 299, 300, 600, 899, 900, 3600, 86400]
-
-
-def dns_extractor(**options) -> DnsFeatures:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return make("dns", **options)
 
 
 def random_records(n: int = 500, seed: int = 0, prefix: str = "") -> pd.DataFrame:
@@ -128,13 +126,15 @@ def reference_country(ip: str) -> str | None:
     return max(hits)[1] if hits else None
 
 
+ICANN_SUFFIXES = PublicSuffixList(only_icann=True)
+
+
 def registered_label(name: str, scope: str) -> str:
     labels = name.lower().rstrip(".").split(".")
     if scope == "fqdn":
         return "".join(labels)
-    if len(labels) > 2 and labels[-2] + "." + labels[-1] in MULTI_LABEL_SUFFIXES:
-        return labels[-3]
-    return labels[-2] if len(labels) > 1 else labels[0]
+    suffix = ICANN_SUFFIXES.publicsuffix(".".join(labels)).split(".")
+    return labels[-len(suffix) - 1] if len(labels) > len(suffix) else labels[0]
 
 
 def reference_cusum(counts: list[int], w: int, local_max: float, cusum_max: float) -> list[int]:
@@ -267,7 +267,7 @@ def records() -> pd.DataFrame:
 
 def test_originals_match_reference(records, device):
     bags = Bags.from_records("dns", records).to(device)
-    ex = dns_extractor().fit(bags)
+    ex = DnsFeatures().fit(bags)
     x = ex(bags)
     assert x.device.type == device.type and x.dtype == torch.float64
     ref = reference_matrix(bags, None, records, span_of(records))
@@ -290,7 +290,7 @@ def test_originals_match_reference(records, device):
 )
 def test_draws_match_reference(records, device, resampler):
     bags = Bags.from_records("dns", records).to(device)
-    ex = dns_extractor().fit(bags)
+    ex = DnsFeatures().fit(bags)
     draws = resampler.draw(bags, seed=3)
     ref = reference_matrix(bags, draws, records, span_of(records))
     np.testing.assert_allclose(ex(bags, draws).cpu().numpy(), ref, rtol=1e-6, atol=1e-9)
@@ -306,7 +306,7 @@ def test_draws_match_reference(records, device, resampler):
 )
 def test_options_match_reference(records, options):
     bags = Bags.from_records("dns", records)
-    ex = dns_extractor(**options).fit(bags)
+    ex = DnsFeatures(**options).fit(bags)
     period = options.get("monitoring_period", span_of(records))
     draws = Resampler(3, iterations=2).draw(bags, seed=1)
     ref_options = {k: v for k, v in options.items() if k != "monitoring_period"}
@@ -327,7 +327,7 @@ def test_index_comes_from_training_bags_only(device):
     test = pd.concat([test, train.iloc[:20]], ignore_index=True)  # a few training domains reappear
     train_bags = Bags.from_records("dns", train).to(device)
     test_bags = Bags.from_records("dns", test).to(device)  # its own vocabularies
-    ex = dns_extractor().fit(train_bags)
+    ex = DnsFeatures().fit(train_bags)
     ref = reference_matrix(test_bags, None, train, span_of(train))
     x = ex(test_bags)
     np.testing.assert_allclose(x.cpu().numpy(), ref, rtol=1e-6, atol=1e-9)
@@ -354,18 +354,35 @@ def test_geoip_csv_countries(records, device):
         np.testing.assert_allclose(ex(bags, d).cpu().numpy(), ref, rtol=1e-6, atol=1e-9)
 
 
-def test_without_geoip_the_country_feature_is_dropped():
-    with pytest.warns(UserWarning, match="answer_nunique_country"):
-        ex = make("dns")
+def test_without_geoip_the_country_feature_is_dropped_and_the_first_fit_says_so(records):
+    bags = Bags.from_records("dns", records)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ex = make("dns")  # building does not warn (nor read anything)
     assert "answer_nunique_country" not in ex.feature_names and len(ex.feature_names) == 19
+    with pytest.warns(UserWarning, match="answer_nunique_country"):
+        ex.fit(bags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ex.fit(bags)  # once
+    assert ex(bags).shape == (len(bags), 19)
 
 
-def test_mmdb_needs_maxminddb(tmp_path, monkeypatch):
+def test_geoip_is_read_by_fit_only(records, tmp_path):
+    missing = tmp_path / "GeoLite2-Country.mmdb"
+    ex = DnsFeatures(geoip=missing)
+    assert ex.get_params()["geoip"] is missing and "answer_nunique_country" in ex.feature_names
+    with pytest.raises(FileNotFoundError, match="GeoLite2-Country.mmdb"):
+        ex.fit(Bags.from_records("dns", records))
+
+
+def test_mmdb_needs_maxminddb(tmp_path, monkeypatch, records):
     path = tmp_path / "GeoLite2-Country.mmdb"
     path.write_bytes(b"\0")
     monkeypatch.setitem(sys.modules, "maxminddb", None)
+    ex = DnsFeatures(geoip=path)
     with pytest.raises(ImportError, match="pip install maxminddb"):
-        DnsFeatures(geoip=path)
+        ex.fit(Bags.from_records("dns", records))
 
 
 def test_mmdb_is_read_with_maxminddb(tmp_path, monkeypatch, records):
@@ -396,13 +413,11 @@ def test_mmdb_is_read_with_maxminddb(tmp_path, monkeypatch, records):
     )
 
 
-def test_bad_geoip_and_options(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        DnsFeatures(geoip=tmp_path / "missing.csv")
+def test_bad_geoip_and_options(tmp_path, records):
     bad = tmp_path / "bad.csv"
     bad.write_text("prefix,country\n1.2.3.0/24,US\nnot-a-prefix,FR\n")
-    with pytest.raises(ValueError, match="line 3"):
-        DnsFeatures(geoip=bad)
+    with pytest.raises(DataFormatError, match="bad.csv, line 3, field 'prefix'"):
+        DnsFeatures(geoip=bad).fit(Bags.from_records("dns", records))
     for options in [
         dict(name_scope="sld"),
         dict(local_max=0.0),
@@ -410,18 +425,18 @@ def test_bad_geoip_and_options(tmp_path):
         dict(monitoring_period=-1),
     ]:
         with pytest.raises(ValueError):
-            dns_extractor(**options)
+            DnsFeatures(**options)
 
 
 def test_calling_before_fit_raises(records):
     bags = Bags.from_records("dns", records)
     with pytest.raises(RuntimeError, match="fit"):
-        dns_extractor()(bags)
+        DnsFeatures()(bags)
 
 
 def test_rate_one_draws_reproduce_originals(records, device):
     bags = Bags.from_records("dns", records).to(device)
-    ex = dns_extractor().fit(bags)
+    ex = DnsFeatures().fit(bags)
     draws = Resampler(2, iterations=2, rate=1.0).draw(bags, seed=0)
     x, xd = ex(bags), ex(bags, draws)
     torch.testing.assert_close(xd, x[draws.owner], rtol=0, atol=0)
@@ -430,13 +445,13 @@ def test_rate_one_draws_reproduce_originals(records, device):
 def test_shuffled_rows_give_identical_features(records):
     a = Bags.from_records("dns", records)
     b = Bags.from_records("dns", records.sample(frac=1, random_state=7).reset_index(drop=True))
-    xa, xb = dns_extractor().fit(a)(a), dns_extractor().fit(b)(b)
+    xa, xb = DnsFeatures().fit(a)(a), DnsFeatures().fit(b)(b)
     torch.testing.assert_close(xa, xb, rtol=0, atol=0)
 
 
 def test_empty_and_tiny_draws_are_finite(records, device):
     bags = Bags.from_records("dns", records).to(device)
-    ex = dns_extractor().fit(bags)
+    ex = DnsFeatures().fit(bags)
     solo = list(bags.targets).index("solo1.example.com")
     start = int(bags.offsets[solo])
     draws = Draws(
@@ -473,7 +488,7 @@ def test_empty_and_tiny_draws_are_finite(records, device):
         }
     )
     tiny_bags = Bags.from_records("dns", tiny).to(device)
-    xt = dns_extractor().fit(tiny_bags)(tiny_bags)
+    xt = DnsFeatures().fit(tiny_bags)(tiny_bags)
     assert torch.isfinite(xt).all()
     np.testing.assert_allclose(
         xt.cpu().numpy(), reference_matrix(tiny_bags, None, tiny, 5.0), rtol=1e-6, atol=1e-9
@@ -481,7 +496,7 @@ def test_empty_and_tiny_draws_are_finite(records, device):
 
 
 def test_names_and_behaviours():
-    ex = dns_extractor(geoip=GEOIP_CSV)
+    ex = DnsFeatures(geoip=GEOIP_CSV)
     names = ex.feature_names
     assert len(names) == len(set(names)) == 20
     table = ex.describe()
@@ -503,12 +518,28 @@ def test_names_and_behaviours():
         ("localhost", "registered", "localhost"),
         ("co.uk", "registered", "co"),
         ("mail.3com.com", "fqdn", "mail3comcom"),
+        ("a.b.k12.ca.us", "registered", "b"),  # Public Suffix List, ICANN section
+        ("4.3.2.1.in-addr.arpa", "registered", "1"),
+        ("d111.cloudfront.net", "registered", "cloudfront"),  # private suffix: off by default
     ],
 )
 def test_name_label(name, scope, label):
     from alchemy_torch.features.dns import _name_part
 
     assert _name_part(name, scope) == label
+
+
+def test_private_suffixes_are_an_option(records):
+    from alchemy_torch.features.dns import _name_part
+
+    assert _name_part("d111.cloudfront.net", "registered", private=True) == "d111"
+    assert _name_part("x9.s3.amazonaws.com", "registered", private=True) == "x9"
+    one_name = records.assign(query="d111.cloudfront.net")
+    bags = Bags.from_records("dns", one_name, labels=pd.Series({"d111.cloudfront.net": 0}))
+    icann, private = (
+        make("dns", private_suffixes=p).fit(bags)(bags)[:, -1].item() for p in (False, True)
+    )
+    assert (icann, private) == (0.0, 0.75)
 
 
 def test_cusum_on_a_known_series():
@@ -528,22 +559,20 @@ def test_cusum_on_a_known_series():
         }
     )
     bags = Bags.from_records("dns", records)
-    ex = dns_extractor().fit(bags)
+    ex = DnsFeatures().fit(bags)
     row = dict(zip(ex.feature_names, ex(bags)[0].tolist()))
     assert row["hour_count_changepoints"] == 2 and row["hour_std_changepoint_gaps"] == 0
     assert row["hour_ratio_active"] == 1 and row["ip_nunique_other_domains"] == 0
 
 
-def test_chunked_loops_give_the_same_result(records, monkeypatch):
-    import alchemy_torch.features.dns as dns
-
+def test_chunked_loops_give_the_same_result(records):
     bags = Bags.from_records("dns", records)
-    ex = dns_extractor().fit(bags)
     draws = Resampler(2, iterations=2, rate=0.7).draw(bags, seed=2)
-    whole = ex(bags, draws)
-    monkeypatch.setattr(dns, "_DAY_PAIRS_PER_CHUNK", 3)
-    monkeypatch.setattr(dns, "_SHARING_PAIRS_PER_CHUNK", 3)
-    torch.testing.assert_close(ex(bags, draws), whole, rtol=0, atol=0)
+    whole = DnsFeatures().fit(bags)(bags, draws)
+    # a budget of 3: the day pairs and the shared-address lists run in many chunks
+    torch.testing.assert_close(
+        DnsFeatures(chunk_records=3).fit(bags)(bags, draws), whole, rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("scale", [1, 2**60])
@@ -556,3 +585,30 @@ def test_distinct_pairs(scale):
     expected = sorted(set(zip(segment_of.tolist(), values.tolist())))
     got_segment, got_values = _distinct_pairs(segment_of, values)
     assert list(zip(got_segment.tolist(), got_values.tolist())) == expected
+
+
+def test_unknown_ttls_are_not_counted():
+    base = pd.DataFrame(
+        {
+            "ts": T0 + np.arange(4) * 60.0,
+            "client": "10.0.0.1",
+            "query": "a.example.com",
+            "qtype": "A",
+            "rcode": "NOERROR",
+            "answers": [["1.2.3.4"], ["1.2.3.4"], ["1.2.3.4"], ["1.2.3.4"]],
+            "ttls": [[300], [240], [180], [120]],
+        }
+    )
+    with_unknown = base.assign(
+        answers=[a + ["5.6.7.8"] for a in base.answers], ttls=[t + [-1] for t in base.ttls]
+    )
+    labels = pd.Series({"a.example.com": 0})
+    ex = make("dns")
+    names = [n for n in ex.feature_names if "ttl" in n]
+    columns = [ex.feature_names.index(n) for n in names]
+    plain, unknown = (
+        ex.fit(bags)(bags)[0, columns]
+        for bags in (Bags.from_records("dns", r, labels) for r in (base, with_unknown))
+    )
+    torch.testing.assert_close(plain, unknown)
+    assert plain[names.index("answer_mean_ttl")] == 210.0

@@ -296,14 +296,12 @@ def test_pair_histogram_exact_on_edges_and_ties():
         ({"aggregation": "bartos", "bins": 4}, 288),
     ],
 )
-def test_names_and_behaviours(options, dim):
+def test_names_and_descriptions(options, dim):
     extractor = make("http", **options)
     names = extractor.feature_names
     assert len(names) == dim == len(set(names))
     table = describe("http", **options)
-    assert (
-        len(table) == dim and table["behaviour"].notna().all() and (table["behaviour"] != "").all()
-    )
+    assert len(table) == dim and table["description"].str.len().min() > 0
 
 
 def test_feature_names_follow_the_convention():
@@ -326,15 +324,6 @@ def test_bad_options_raise():
         HttpFeatures(aggregation="mean")
     with pytest.raises(ValueError, match="bins"):
         HttpFeatures(bins=1)
-
-
-def test_request_table_is_built_once():
-    bags = Bags.from_records("http", random_http(30, seed=2))
-    extractor = make("http")
-    extractor(bags)
-    table = bags.cache["http_request_features"]
-    extractor(bags, Resampler(2, iterations=2).draw(bags, seed=0))
-    assert bags.cache["http_request_features"] is table and table.shape == (36, bags.num_records)
 
 
 def test_rejects_other_kinds():

@@ -369,8 +369,10 @@ def test_whole_file_problems(conn_log, tmp_path):
     with pytest.raises(DataFormatError, match="missing field") as err:
         io.read_flows(no_pkts)
     assert (err.value.field, err.value.line) == ("orig_pkts", 7)
-    with pytest.raises(DataFormatError, match="not a flows field"):
+    with pytest.raises(DataFormatError, match="not a zeek flows field.*format='csv'"):
         io.read_flows(conn_log, columns={"sourceip": "id.orig_h"})
+    with pytest.raises(DataFormatError, match="not a table flows field"):
+        io.read_flows(conn_log, format="csv", columns={"sourceip": "id.orig_h"})
     with pytest.raises(DataFormatError, match="holds flows, not http"):
         io.read_http(_argus(tmp_path))
     (tmp_path / "broken.gz").write_bytes(gzip.compress(b"#fields\tts\n1\n")[:-6])

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from alchemy_torch import Bags, Resampler, datasets, features
+from alchemy_torch import Resampler, datasets, features
 from alchemy_torch.datasets.registry import LOCAL
 
 # the CTU-13 scenario is the one large file (559k lines): kept out of the default run
@@ -19,7 +19,7 @@ HEAVY = {"flows-ctu13-s6-menti"}
 )
 def test_real_set_runs_end_to_end(name, shared_data):
     ds = datasets.load(name, root=shared_data)
-    bags = Bags.from_records(ds.kind, ds.records, ds.labels)
+    bags = ds.to_bags()
     assert len(bags) == len(ds.labels) and bags.num_records == len(ds.records)
     assert set(bags.labels.tolist()) <= {0, 1}
     with warnings.catch_warnings():

@@ -196,11 +196,11 @@ def small_blocks(monkeypatch):
 
 def test_tiny_budget_same_partition_vectors(written, tmp_path, small_blocks):
     _, _, source = written
-    extractor = fit_extractor(source, features.make(source.kind))
     tiny = Resampler(option=4, iterations=3, chunk_records=50)
     assert len(list(tiny.iter_draws(source.bags(0), 1))) > 3
-    write_vectors(source, extractor, RESAMPLER, SEED, tmp_path / "unlimited")
-    write_vectors(source, extractor, tiny, SEED, tmp_path / "tiny")
+    for name, resampler, budget in (("tiny", tiny, 50), ("unlimited", RESAMPLER, 10**12)):
+        extractor = fit_extractor(source, features.make(source.kind, chunk_records=budget))
+        write_vectors(source, extractor, resampler, SEED, tmp_path / name)
     assert_same_vectors(read_vectors(tmp_path / "tiny"), read_vectors(tmp_path / "unlimited"))
 
 
@@ -209,10 +209,11 @@ def test_tiny_budget_same_pseudo_vectors_and_metrics(small_blocks):
     unlimited = Resampler(option=4, iterations=3, chunk_records=10**12)
     tiny = Resampler(option=4, iterations=3, chunk_records=50)
     assert len(list(tiny.iter_draws(bags, 0))) > 10
-    extractor = features.make("flows")
-    assert_same_vectors(
-        Vectors.compute(extractor, bags, tiny, 0), Vectors.compute(extractor, bags, unlimited, 0)
-    )
+    budgets = [
+        (tiny, features.make("flows", chunk_records=50)),
+        (unlimited, features.make("flows")),
+    ]
+    assert_same_vectors(*(Vectors.compute(e, bags, r, 0) for r, e in budgets))
     results = [
         evaluation.cross_validate(
             bags,
@@ -222,7 +223,7 @@ def test_tiny_budget_same_pseudo_vectors_and_metrics(small_blocks):
             folds=3,
             seed=1,
         )
-        for resampler in (tiny, unlimited)
+        for resampler, extractor in budgets
     ]
     metrics = ["roc_auc", "pr_auc", "tpr_at_1pct_fpr", "train_pseudo_kept", "train_filtered"]
     pd.testing.assert_frame_equal(results[0][metrics], results[1][metrics])

@@ -38,6 +38,8 @@ REFERENCES = {
     ),
     "min": (ops.segment_min, lambda s: s.min() if s.size else 0.0),
     "max": (ops.segment_max, lambda s: s.max() if s.size else 0.0),
+    "first": (ops.segment_first, lambda s: s[0] if s.size else 0.0),
+    "last": (ops.segment_last, lambda s: s[-1] if s.size else 0.0),
     "median": (ops.segment_median, lambda s: np.median(s) if s.size else 0.0),
     "q10": (
         lambda x, o: ops.segment_quantile(x, o, 0.1),
@@ -66,7 +68,7 @@ def test_reduction_matches_numpy(case, name, device):
     assert np.isfinite(got).all()
 
 
-@pytest.mark.parametrize("name", ["sum", "mean", "std", "min", "max", "median"])
+@pytest.mark.parametrize("name", ["sum", "mean", "std", "min", "max", "first", "last", "median"])
 def test_two_dimensional_values_reduce_per_column(name, device):
     rng = np.random.default_rng(1)
     values = rng.normal(size=(30, 3))
@@ -144,6 +146,18 @@ def test_check_offsets_rejects_bad_pointers(bad):
         ops.check_offsets(torch.tensor(bad), 2)
 
 
+@pytest.mark.parametrize("bound", [50, 2**31, 2**40, 2**62])
+def test_sorts_of_wide_keys_match_torch(bound):
+    gen = torch.Generator().manual_seed(0)
+    key = torch.randint(0, min(bound, 2**62), (1000,), generator=gen)
+    key[::3] = key[0]  # ties
+    expected = torch.sort(key, stable=True)
+    values, perm = ops.stable_argsort(key, bound)
+    assert torch.equal(values.long(), expected.values)
+    assert torch.equal(perm.long(), expected.indices)
+    assert torch.equal(ops.sort_values(key, bound).long(), expected.values)
+
+
 def test_sort_primitives_match_torch(device):
     rng = np.random.default_rng(4)
     key = torch.tensor(rng.integers(0, 50, 1000), device=device)
@@ -200,3 +214,46 @@ def test_offset_and_range_helpers(device):
     b = torch.tensor([0, 0, 0, 5, 5], device=device)
     assert ops.run_starts(a).tolist() == [True, False, True, False, False]
     assert ops.run_starts(a, b).tolist() == [True, False, True, True, False]
+
+
+def test_segment_sort_codes_sorts_within_segments(device):
+    rng = np.random.default_rng(9)
+    offsets = torch.tensor([0, 6, 6, 20, 31], device=device)
+    ids = ops.segment_ids(offsets)
+    for n_codes in (5, 2**30):  # the int32 key and the int64 key
+        codes = torch.tensor(rng.integers(0, min(n_codes, 5), 31), device=device)
+        got = ops.segment_sort_codes(codes, n_codes, ids, 4)
+        assert torch.equal(got.long(), ops.segment_sort(codes, offsets).long())
+
+
+def test_quantile_positions_follow_numpy():
+    lengths = torch.tensor([0, 1, 2, 5, 6])
+    for q in (0.0, 0.3, 0.5, 1.0):
+        lo, hi, frac = ops.quantile_positions(lengths, q)
+        for n, a, b, w in zip(lengths.tolist()[1:], lo[1:], hi[1:], frac[1:]):
+            values = np.arange(n, dtype=np.float64) ** 2
+            got = values[a] + (values[b] - values[a]) * w.item()
+            assert got == pytest.approx(np.quantile(values, q), rel=1e-12)
+        assert (lo[0], hi[0]) == (0, -1)  # empty: the caller masks it
+
+
+def test_run_offsets_delimit_runs_of_equal_keys(device):
+    a = torch.tensor([1, 1, 2, 2, 2, 7], device=device)
+    b = torch.tensor([0, 0, 0, 5, 5, 5], device=device)
+    assert ops.run_offsets(a).tolist() == [0, 2, 5, 6]
+    assert ops.run_offsets(a, b).tolist() == [0, 2, 3, 5, 6]
+    assert ops.run_offsets(a[:0]).tolist() == [0]
+
+
+@pytest.mark.parametrize("budget", [1, 4, 10, 1000])
+def test_chunk_bounds_cut_at_budget_multiples(budget):
+    sizes = torch.tensor([3, 0, 5, 1, 1, 9, 2])
+    bounds = ops.chunk_bounds(sizes, budget)
+    starts = np.concatenate([[0], np.cumsum(sizes.numpy())[:-1]])
+    want = sorted(
+        {0, len(sizes)} | {int(np.argmax(starts >= k)) for k in set(starts // budget * budget)}
+    )
+    assert bounds == want and bounds[0] == 0 and bounds[-1] == len(sizes)
+    # cuts only where allowed: chunk 1..3 must stay together
+    allowed = torch.tensor([True, True, False, False, True, True, True])
+    assert set(ops.chunk_bounds(sizes, budget, allowed)) <= {0, 1, 4, 5, 6, 7}

@@ -7,53 +7,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import io
-from ..io.schema import TARGET
+from ..io.schema import KINDS, SOURCE, TARGET
+from .dataset import Dataset
+from .files import Source, assemble, read_source, sources_of
 from .remote import REMOTE, fetch
 from .report import Report
-from .synthetic import KINDS as SYNTHETIC_KINDS
 from .synthetic import synthetic
-from .targets import count, drop_records, filter_bags, label_targets
 
 DATA_ENV = "ALCHEMY_TORCH_DATA"
-READERS = {"flows": io.read_flows, "http": io.read_http, "dns": io.read_dns}
-
-
-@dataclass
-class Dataset:
-    """Records of one kind with per-target labels.
-
-    ``records``: canonical DataFrame (see :mod:`alchemy_torch.io.schema`) with ``label`` and
-    ``detailed_label`` columns; ``labels``: int8 Series target -> 0/1 covering exactly the
-    targets in ``records`` (column ``target``); ``report``: what was read, kept and removed.
-    """
-
-    kind: str
-    records: pd.DataFrame
-    labels: pd.Series
-    report: Report
-
-    @property
-    def target(self) -> str:
-        """The target column: 'server' (flows, http) or 'query' (dns)."""
-        return TARGET[self.kind]
-
-    def filter(self, *, min_bag_size: int | None = None, valid: bool = False) -> Dataset:
-        """A copy without small or invalid bags (see :func:`.targets.filter_bags`)."""
-        report = replace(
-            self.report, removed=list(self.report.removed), notes=list(self.report.notes)
-        )
-        records, labels = filter_bags(
-            self.records, self.labels, self.kind, report, min_bag_size=min_bag_size, valid=valid
-        )
-        count(report, records, labels, self.kind)
-        return Dataset(self.kind, records, labels, report)
 
 
 # -- record-level rules from the SOURCE.md files -------------------------------------------
@@ -110,11 +77,11 @@ class Files:
 
 @dataclass(frozen=True)
 class Local:
-    """A real set: its kind, files, target rule, files left out (with why) and caveats."""
+    """A real set: its kind, files, label rule, files left out (with why) and caveats."""
 
     kind: str
     files: tuple
-    rule: str = "any"
+    label_rule: str = "any"
     left_out: tuple = ()  # (file, reason): files in the folder that load() does not use
     notes: tuple = ()
 
@@ -132,7 +99,7 @@ LOCAL = {
     "flows-ctu13-s6-menti": Local(
         "flows",
         (Files("*.binetflow.gz"),),
-        rule="ctu13",
+        label_rule="ctu13",
         notes=(
             "Argus has no per-direction packet counts: packets per direction are estimated "
             "(TotPkts split in proportion to bytes)",
@@ -210,7 +177,7 @@ LOCAL = {
         ),
     ),
 }
-SYNTHETIC = {f"synthetic-{kind}": kind for kind in SYNTHETIC_KINDS}
+SYNTHETIC = {f"synthetic-{kind}": kind for kind in KINDS}
 
 
 def available() -> list[str]:
@@ -228,98 +195,53 @@ def load(
     name: str,
     root=None,
     *,
-    rule: str | None = None,
+    cache_dir=None,
+    label_rule: str | None = None,
+    unknown: str = "drop",
+    align_time: str | None = None,
     min_bag_size: int | None = None,
     valid: bool = False,
 ) -> Dataset:
     """The dataset ``name`` (see :func:`available`) with per-target labels and a report.
 
     Real sets are read from ``root/name`` (default :func:`default_root`); remote sets are
-    fetched into the cache ``root`` (default: :func:`.remote.cache_root`); synthetic
-    sets use the generator defaults. ``rule`` overrides the set's target rule ('any',
-    'majority', 'ctu13'); ``min_bag_size`` and ``valid`` filter bags (:meth:`Dataset.filter`).
+    fetched into ``cache_dir`` (see :func:`.remote.fetch`); synthetic sets use the generator
+    defaults. ``label_rule`` overrides the set's rule (:data:`alchemy_torch.labels.RULES`);
+    ``unknown`` and ``align_time`` are as in :func:`.files.from_files`, the path every set
+    takes; ``min_bag_size`` and ``valid`` filter bags (:meth:`Dataset.filter`).
     """
     if name in SYNTHETIC:
-        records, labels = synthetic(SYNTHETIC[name])
-        report = Report(
-            name, SYNTHETIC[name], TARGET[SYNTHETIC[name]], notes=["synthetic.synthetic() defaults"]
-        )
-        count(report, records, labels, SYNTHETIC[name])
-        ds = Dataset(SYNTHETIC[name], records, labels, report)
-    elif name in REMOTE:
-        entry = REMOTE[name]
-        if entry.kind is None:
-            raise ValueError(
-                f"{name} is an archive: fetch() it, unpack it and read its files "
-                "with alchemy_torch.io"
-            )
-        path = fetch(name, cache_dir=root)
-        ds = _build(
-            name,
-            Local(entry.kind, (Files(path.name),), rule=entry.rule, notes=entry.notes),
-            path.parent,
-            rule,
-        )
-    elif name in LOCAL:
-        folder = Path(root) / name if root is not None else default_root() / name
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder} not found: pass root= or set ${DATA_ENV}")
-        ds = _build(name, LOCAL[name], folder, rule)
+        kind = SYNTHETIC[name]
+        report = Report(name, kind, TARGET[kind], notes=["synthetic.synthetic() defaults"])
+        records, _ = synthetic(kind)
+        report.sources[name] = {"records": len(records)}
+        spec, frames = Local(kind, ()), [records.assign(**{SOURCE: name})]
     else:
-        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+        spec, sources = _named_sources(name, root, cache_dir)
+        report = Report(name, spec.kind, TARGET[spec.kind], notes=list(spec.notes))
+        frames = [read_source(s, spec.kind, s.path.name, report) for s in sources]
+        report.notes += [f"left out {file}: {reason}" for file, reason in spec.left_out]
+    ds = assemble(frames, spec.kind, report, label_rule or spec.label_rule, unknown, align_time)
     if min_bag_size or valid:
         ds = ds.filter(min_bag_size=min_bag_size, valid=valid)
     return ds
 
 
-def _build(name: str, spec: Local, folder: Path, rule: str | None) -> Dataset:
-    """Read every file of ``spec``, apply its record rules, label the targets."""
-    report = Report(name, spec.kind, TARGET[spec.kind], notes=list(spec.notes))
-    rule = rule or spec.rule
-    frames = []
-    for files in spec.files:
-        paths = sorted(folder.glob(files.pattern))
-        if not paths:
-            raise FileNotFoundError(f"{folder}: no file matches {files.pattern!r}")
-        for path in paths:
-            # flows keep their empty directions here, to count them per class below
-            records = (
-                io.read_flows(path, keep_empty=True)
-                if spec.kind == "flows"
-                else READERS[spec.kind](path)
+def _named_sources(name: str, root, cache_dir) -> tuple[Local, list[Source]]:
+    """The spec and files of a real or remote set (remote ones fetched first)."""
+    if name in REMOTE:
+        entry = REMOTE[name]
+        if entry.kind is None:
+            raise ValueError(
+                f"{name} is an archive: fetch() it, unpack it and read its files "
+                "with datasets.from_files"
             )
-            report.sources[path.name] = {
-                "records": len(records),
-                "skipped_lines": records.attrs["skipped_lines"],
-            }
-            if files.prepare is not None:
-                records = files.prepare(records, spec.kind)
-            if "label" not in records.columns:
-                raise ValueError(f"{path}: no labels and no rule to derive them")
-            if "detailed_label" not in records.columns:
-                records = records.assign(detailed_label="")
-            records.attrs = {}
-            frames.append(records)
-    for file, reason in spec.left_out:
-        report.notes.append(f"left out {file}: {reason}")
-    records = pd.concat(frames, ignore_index=True)
-    unnamed = (records[TARGET[spec.kind]] == "").to_numpy()  # e.g. dns.log queries logged '-'
-    if unnamed.any():
-        report.remove(
-            "read", f"records with an empty {TARGET[spec.kind]}", "unknown", 0, unnamed.sum()
-        )
-        records = records.loc[~unnamed].reset_index(drop=True)
-    if spec.kind == "flows":
-        _, full = label_targets(records, spec.kind, rule, Report(name, spec.kind, "server"))
-        records, _ = drop_records(
-            records,
-            full,
-            spec.kind,
-            report,
-            "read",
-            "directions with 0 packets",
-            (records["pkts"] == 0).to_numpy(),
-        )
-    records, labels = label_targets(records, spec.kind, rule, report)
-    count(report, records, labels, spec.kind)
-    return Dataset(spec.kind, records, labels, report)
+        path = fetch(name, cache_dir=cache_dir)
+        spec = Local(entry.kind, (Files(path.name),), entry.label_rule, notes=entry.notes)
+        return spec, sources_of(path.parent, spec.files)
+    if name in LOCAL:
+        folder = Path(root) / name if root is not None else default_root() / name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} not found: pass root= or set ${DATA_ENV}")
+        return LOCAL[name], sources_of(folder, LOCAL[name].files)
+    raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available())}")

@@ -33,12 +33,12 @@ class ChecksumError(OSError):
 
 @dataclass(frozen=True)
 class Remote:
-    """A downloadable file; ``kind``/``rule`` make it loadable by ``datasets.load``."""
+    """A downloadable file; ``kind``/``label_rule`` make it loadable by ``datasets.load``."""
 
     url: str
     sha256: str | None = None
     kind: str | None = None
-    rule: str = "any"
+    label_rule: str = "any"
     notes: tuple = ()
 
     @property
@@ -52,7 +52,7 @@ def _ctu13(botnet: int, capture: str, sha256: str | None = None) -> Remote:
         f"labels/{capture}.binetflow",
         sha256,
         kind="flows",
-        rule="ctu13",
+        label_rule="ctu13",
         notes=(
             "CTU-13 bidirectional Argus flows; C&C servers malicious, other botnet "
             "destinations and Background-only servers removed",
@@ -91,7 +91,7 @@ REMOTE = {
         f"iot23-{name}": Remote(
             f"{_MCFP}/IoT-23-Dataset/IndividualScenarios/CTU-{capture}/bro/conn.log.labeled",
             kind="flows",
-            rule="any",
+            label_rule="any",
             notes=(
                 "IoT-23 Zeek conn.log.labeled; any Malicious flow makes its responder malicious",
             ),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 CLASSES = ("malicious", "benign", "unknown")
 
 
@@ -11,7 +13,9 @@ CLASSES = ("malicious", "benign", "unknown")
 class Report:
     """Counts behind a :class:`~alchemy_torch.datasets.Dataset`.
 
-    ``sources``: file -> {'records', 'skipped_lines', 'dropped_halves'} as read.
+    ``sources``: source (file) -> {'records', 'skipped_lines', 'first_ts', 'last_ts' (as
+    read), 'clock' ('epoch' or 'relative', see :mod:`.files`), 'shift' (seconds added by
+    ``align_time``)}.
     ``kept``: class -> (targets, records) in the dataset.
     ``removed``: one dict per removal: step, reason, class, targets, records.
     ``notes``: caveats (from the data's SOURCE.md) and derived facts.
@@ -36,14 +40,7 @@ class Report:
         out = [f"Dataset {self.name!r} ({self.kind}; target = {self.target})"]
         if self.sources:
             out.append("  sources:")
-            for name, s in self.sources.items():
-                extra = [
-                    f"{v:,} {k.replace('_', ' ')}" for k, v in s.items() if k != "records" and v
-                ]
-                out.append(
-                    f"    {name}: {s['records']:,} records"
-                    + (f" ({'; '.join(extra)})" if extra else "")
-                )
+            out.extend(f"    {line}" for line in _sources_table(self.sources).splitlines())
         rows = [(f"{cls}", *self.kept[cls]) for cls in CLASSES if cls in self.kept]
         removed = [
             (f"{r['step']}: {r['reason']} [{r['cls']}]", r["targets"], r["records"])
@@ -58,3 +55,24 @@ class Report:
             out.append("  notes:")
             out.extend(f"    - {n}" for n in self.notes)
         return "\n".join(out)
+
+
+def format_time(seconds: float, clock: str) -> str:
+    """Epoch seconds as a UTC time, relative ones as '+N s'."""
+    if clock == "epoch":
+        return pd.Timestamp(seconds, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+    return f"+{seconds:,.1f} s"
+
+
+def _sources_table(sources: dict) -> str:
+    """One line per source: records, skipped lines, clock and time range as read."""
+    table = pd.DataFrame.from_dict(sources, orient="index")
+    table.index.name = "source"
+    if "clock" in table:
+        for end in ("first_ts", "last_ts"):
+            table[end] = [format_time(t, c) for t, c in zip(table[end], table["clock"])]
+    if "shift" in table:
+        table["shift"] = [f"{v:+,.1f} s" for v in table["shift"]]
+    if "skipped_lines" in table and not table["skipped_lines"].any():
+        table = table.drop(columns="skipped_lines")
+    return table.to_string()

@@ -35,7 +35,6 @@ import pyarrow.compute as pc
 
 from ..io import schema
 
-KINDS = ("flows", "http", "dns")
 DAY = 86400.0
 FLOW_RECORDS_PER_CONNECTION = 1.9  # a request, and a reply for about 90 % of connections
 _ALNUM = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", np.uint8)
@@ -98,8 +97,8 @@ def synthetic(
     ``detailed_label`` ('benign' or the malicious behaviour); labels an int8 Series
     target -> 0/1 over exactly the targets in records. Same seed, same data.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+    if kind not in schema.KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {schema.KINDS}")
     if not 0.0 <= difficulty <= 1.0 or not 0.0 <= malicious_fraction <= 1.0:
         raise ValueError("difficulty and malicious_fraction must lie in [0, 1]")
     rng = np.random.default_rng(seed)

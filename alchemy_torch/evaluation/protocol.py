@@ -59,7 +59,9 @@ def cross_validate(
     selection scores and filtering threshold).
     """
     _check_inputs(bags, extractor, method, model, folds, repeats)
-    bags = bags.to(resolve_device(device))
+    device = resolve_device(device)
+    if bags.device != device:  # moving drops the Bags' cached per-record values
+        bags = bags.to(device)
     labels = bags.labels.cpu().numpy()
     group_of = _align_groups(groups, bags)
     resampler = (

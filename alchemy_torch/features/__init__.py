@@ -11,11 +11,12 @@ import importlib
 import pandas as pd
 
 from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments, stats5
+from alchemy_torch.io.schema import check_kind
 
 __all__ = [
     "make",
     "describe",
-    "KINDS",
+    "EXTRACTORS",
     "Behaviour",
     "Feature",
     "FeatureExtractor",
@@ -23,8 +24,8 @@ __all__ = [
     "stats5",
 ]
 
-#: kind -> "module:Class" of its extractor
-KINDS = {
+#: kind (one of :data:`alchemy_torch.io.schema.KINDS`) -> "module:Class" of its extractor
+EXTRACTORS = {
     "flows": "alchemy_torch.features.flows:FlowFeatures",
     "http": "alchemy_torch.features.http:HttpFeatures",
     "dns": "alchemy_torch.features.dns:DnsFeatures",
@@ -33,9 +34,8 @@ KINDS = {
 
 def make(kind: str, **options) -> FeatureExtractor:
     """The feature extractor of ``kind`` (``"flows"``, ``"http"``, ``"dns"``) with ``options``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
-    module, name = KINDS[kind].split(":")
+    check_kind(kind)
+    module, name = EXTRACTORS[kind].split(":")
     return getattr(importlib.import_module(module), name)(**options)
 
 

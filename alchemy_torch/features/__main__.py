@@ -7,7 +7,8 @@ import ast
 
 import pandas as pd
 
-from alchemy_torch.features import KINDS, describe
+from alchemy_torch.features import describe
+from alchemy_torch.io.schema import KINDS
 
 
 def _value(text: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
+from numbers import Integral
 from typing import Iterator
 
 import pandas as pd
@@ -18,6 +19,7 @@ from torch import Tensor
 
 from alchemy_torch.bags import Bags
 from alchemy_torch.ops import segment as seg
+from alchemy_torch.params import Params
 from alchemy_torch.resample import Draws, Resampler
 
 __all__ = ["Behaviour", "Feature", "FeatureExtractor", "Segments", "stats5", "STATS5"]
@@ -37,11 +39,16 @@ class Behaviour(str, Enum):
 
 @dataclass(frozen=True)
 class Feature:
-    """One output column: name (``{scope}_{stat}_{field}``), behaviour, short definition."""
+    """One output column: name (``{scope}_{stat}_{field}``), behaviour, short definition.
+
+    ``clock``: for a feature that reads absolute time, the time alignment it assumes
+    (``datasets.load(..., align_time=)``); '' when it uses only time differences in a draw.
+    """
 
     name: str
     behaviour: Behaviour
     description: str = ""
+    clock: str = ""
 
 
 STATS5 = ("mean", "std", "min", "max", "median")
@@ -87,6 +94,18 @@ def stats5_features(scope: str, field: str, description: str = "") -> list[Featu
     ]
 
 
+def require_integer(name: str, value, minimum: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def require_choice(name: str, value, choices: tuple) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
 @dataclass
 class Segments:
     """The records of a set of draws, gathered: what every extractor computes on.
@@ -121,20 +140,56 @@ class Segments:
     def lengths(self) -> Tensor:
         return self.offsets.diff()
 
+    def chunks(self, budget: int) -> list["Segments"]:
+        """Consecutive groups of whole draws of about ``budget`` records (one group if it fits)."""
+        if self.rows.numel() <= budget or len(self) < 2:
+            return [self]
+        bounds = seg.chunk_bounds(self.lengths, budget)
+        return [self._slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
-class FeatureExtractor:
+    def _slice(self, first: int, end: int) -> "Segments":
+        """Draws ``first .. end - 1``."""
+        lo, hi = int(self.offsets[first]), int(self.offsets[end])
+        return Segments(
+            bags=self.bags,
+            rows=self.rows[lo:hi],
+            offsets=self.offsets[first : end + 1] - lo,
+            owner=self.owner[first:end],
+        )
+
+
+class FeatureExtractor(Params):
     """Base class: subclasses set ``kind`` and implement ``features`` and ``compute``.
 
-    ``dtype`` (default float64) is the output dtype; computations happen on the bags' device.
+    Subclasses list ``chunk_records`` and ``dtype`` among their own constructor arguments
+    and pass them on here (their arguments are their configuration, see :class:`Params`).
+
+    ``chunk_records``: the memory budget. Draws are computed in groups of whole draws of about
+    this many records (a larger draw forms a group of its own), and the extractors' own
+    pair-wise steps are chunked by it too; results never depend on it.
+    ``dtype``: the output dtype, ``"float64"`` (the default; what scikit-learn wants) or
+    ``"float32"`` (a :class:`torch.dtype` works too). Computations happen on the bags' device.
     """
 
     kind: str = ""
     #: whether ``fit`` learns corpus-wide context (then a target's features depend on the
     #: training corpus; otherwise on its own records alone, and ``fit`` learns nothing)
     corpus_context: bool = False
+    DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
-    def __init__(self, dtype: torch.dtype = torch.float64):
+    def __init__(
+        self, chunk_records: int = seg.CHUNK_RECORDS, dtype: str | torch.dtype = "float64"
+    ):
+        require_integer("chunk_records", chunk_records, 1)
+        require_choice("dtype", dtype, (*self.DTYPES, *self.DTYPES.values()))
+        self.chunk_records = chunk_records
         self.dtype = dtype
+
+    def _keep(self, arguments: dict) -> None:
+        """Store every constructor argument verbatim under its own name: ``self._keep(locals())``
+        at the end of a subclass's ``__init__``, after validation."""
+        for name in self._param_names():
+            setattr(self, name, arguments[name])
 
     # -- to implement ---------------------------------------------------------------
     @property
@@ -158,7 +213,9 @@ class FeatureExtractor:
     def __call__(self, bags: Bags, draws: Draws | None = None) -> Tensor:
         """(P, D) one row per draw (per target when ``draws`` is None), finite, on bags' device."""
         self._check_kind(bags)
-        out = self.compute(Segments.of(bags, draws)).to(self.dtype)
+        chunks = Segments.of(bags, draws).chunks(self.chunk_records)
+        out = torch.cat([self.compute(chunk) for chunk in chunks])
+        out = out.to(self.DTYPES.get(self.dtype, self.dtype))
         if out.shape[1] != len(self.features):
             raise RuntimeError(
                 f"{type(self).__name__} computed {out.shape[1]} columns "
@@ -174,10 +231,11 @@ class FeatureExtractor:
             yield self(bags, draws), draws
 
     def describe(self) -> pd.DataFrame:
-        """One row per feature: name, behaviour under resampling, definition."""
+        """One row per feature: name, behaviour under resampling, definition, and the time
+        alignment it assumes ('' when it reads no absolute time)."""
         return pd.DataFrame(
-            [(f.name, f.behaviour.value, f.description) for f in self.features],
-            columns=["feature", "behaviour", "description"],
+            [(f.name, f.behaviour.value, f.description, f.clock) for f in self.features],
+            columns=["feature", "behaviour", "description", "clock"],
         )
 
     def _check_kind(self, bags: Bags) -> None:

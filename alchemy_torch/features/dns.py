@@ -28,14 +28,16 @@ Answers (``address`` = an answer that parses as an IPv4/IPv6 address, compared i
 5. ``answer_nunique_ip``: distinct addresses.
 6. ``answer_nunique_country``: distinct countries of those addresses, only with ``geoip`` (a
    MaxMind ``.mmdb`` read with ``maxminddb``, or a CSV of ``prefix,country`` rows, header
-   optional, longest prefix wins); addresses without a country are not counted. Without
-   ``geoip`` the feature is dropped, with a warning.
+   optional, longest prefix wins; see :mod:`alchemy_torch.io.geoip`, read by :meth:`fit`);
+   addresses without a country are not counted. Without ``geoip`` the feature is dropped and
+   the first :meth:`fit` warns.
 7. ``ip_nunique_other_domains``: distinct domains other than the target that resolved to any of
    the draw's addresses, in the IP -> domains index that :meth:`DnsFeatures.fit` builds from the
    training bags (GLOBAL: the index does not shrink with the draw). Addresses never seen in
    training add nothing.
 
-TTL (over the TTLs of address answers; of every answer with ``include_cname_ttls=True``):
+TTL (over the known TTLs of address answers; of every answer with
+``include_cname_ttls=True``; a TTL of -1 is unknown and not counted):
 
 8. ``answer_mean_ttl``, ``answer_std_ttl`` (population std).
 9. ``answer_nunique_ttl``: distinct TTL values.
@@ -47,10 +49,12 @@ TTL (over the TTLs of address answers; of every answer with ``include_cname_ttls
 Domain:
 
 12. ``name_ratio_digits``: digits / characters of the registered-domain label (the label left
-    of the public suffix; ``name_scope="fqdn"``: the whole name without dots). The public suffix
-    is approximated by the last label, or the last two when they form one of the common
-    multi-label suffixes of :data:`MULTI_LABEL_SUFFIXES` (``co.uk``, ``com.au``, ...): no full
-    Public Suffix List, so rarer suffixes (``k12.ca.us``, private suffixes) count as one label.
+    of the public suffix; ``name_scope="fqdn"``: the whole name without dots). Public suffixes
+    come from the Public Suffix List shipped by the ``publicsuffixlist`` package (offline):
+    its ICANN section by default (``co.uk``, ``k12.ca.us``, ``in-addr.arpa``), the private
+    section too with ``private_suffixes=True`` (``cloudfront.net``, ``s3.amazonaws.com``, ...).
+    Unlisted top-level labels count as one-label suffixes; a name that is itself a public
+    suffix (``co.uk``) or a single label (``wpad``) gives its first label.
 
 EXPOSURE's optional reverse-DNS and longest-meaningful-substring features need external lookups
 or a dictionary and are not implemented.
@@ -67,71 +71,49 @@ only the hours near a query (from ``W - 1`` before to ``W + ceil(cusum_max / loc
 after an active hour; elsewhere ``d = 0`` and ``S`` is exactly 0), so the loop runs at most
 min(longest lifetime, about 28 x the most active hours of one draw) times and its total work is
 O(active hours x 28). Daily similarity costs O(sum over draws of days^2 x 24) and feature 7
-O(sum over draws of the index lists of their addresses); both run in memory-bounded chunks.
+O(sum over draws of the index lists of their addresses); both run in chunks bounded by
+``chunk_records``.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 import math
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from publicsuffixlist import PublicSuffixList
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
-from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments
+from alchemy_torch.features.base import (
+    Behaviour,
+    Feature,
+    FeatureExtractor,
+    Segments,
+    require_choice,
+    require_integer,
+)
+from alchemy_torch.io.addresses import canonical_addresses
+from alchemy_torch.io.geoip import GeoIP
 from alchemy_torch.ops import segment as seg
 
-__all__ = ["DnsFeatures", "MULTI_LABEL_SUFFIXES", "TTL_EDGES"]
+__all__ = ["DnsFeatures", "TTL_EDGES"]
 
-#: Common public suffixes of two labels (an approximation of the Public Suffix List).
-MULTI_LABEL_SUFFIXES = frozenset(
-    f"{second}.{tld}"
-    for tld, seconds in {
-        "uk": "co org ac gov me net ltd plc nhs sch",
-        "au": "com net org edu gov asn id",
-        "nz": "co org net ac govt school geek",
-        "jp": "co ne or ac go ad ed gr lg",
-        "kr": "co or ne ac go re",
-        "cn": "com net org gov edu ac",
-        "tw": "com org net edu gov idv",
-        "hk": "com org net edu gov",
-        "br": "com net org gov edu art",
-        "in": "co net org firm gen ind ac edu gov",
-        "za": "co org net gov ac web",
-        "il": "co org net ac gov",
-        "id": "co or ac go web net",
-        "th": "co in or ac go net",
-        "sg": "com org net edu gov",
-        "my": "com org net edu gov",
-        "mx": "com org net edu gob",
-        "ar": "com org net edu gob",
-        "tr": "com org net edu gov gen",
-        "ua": "com org net edu gov",
-        "vn": "com org net edu gov",
-        "ph": "com org net edu gov",
-        "pk": "com org net edu gov",
-        "eg": "com org net edu gov",
-        "sa": "com org net edu gov",
-        "pl": "com org net edu gov",
-        "co": "com org net edu gov",
-        "pe": "com org net edu gob",
-        "ru": "com org net",
-    }.items()
-    for second in seconds.split()
-)
+#: The time alignment of the features that read absolute time (``Feature.clock``).
+CLOCK_SHARED = "one clock for all training records: epoch, or align_time='capture'"
+CLOCK_EPOCH_DAYS = "epoch: UTC calendar days (align_time='capture': 24 h from capture start)"
 
 #: TTL range edges of feature 11 (seconds).
 TTL_EDGES = (0.0, 1.0, 10.0, 100.0, 300.0, 900.0, math.inf)
 
-_DAY_PAIRS_PER_CHUNK = 1 << 18
-_SHARING_PAIRS_PER_CHUNK = 1 << 22
+SECONDS_PER_HOUR = 3600.0
+HOURS_PER_DAY = 24  # the length of a day vector (feature 2)
 
 
 @dataclass
@@ -144,26 +126,33 @@ class _Index:
     domain_ids: Tensor  # (E,) int64, sorted within each ip
     keys: Tensor  # (E,) int64 ip * len(domains) + domain, sorted
     token: str  # identifies this fit in per-Bags caches
+    copies: dict = field(default_factory=dict, repr=False)  # device -> this index there
 
-    def to(self, device) -> "_Index":
-        return _Index(
-            self.ips,
-            self.domains,
-            self.offsets.to(device),
-            self.domain_ids.to(device),
-            self.keys.to(device),
-            self.token,
-        )
+    def on(self, device: torch.device) -> "_Index":
+        """This index with its tensors on ``device`` (copied once per device)."""
+        if device not in self.copies:
+            self.copies[device] = _Index(
+                self.ips,
+                self.domains,
+                self.offsets.to(device),
+                self.domain_ids.to(device),
+                self.keys.to(device),
+                self.token,
+            )
+        return self.copies[device]
 
 
 class DnsFeatures(FeatureExtractor):
     """EXPOSURE-derived passive-DNS features; see the module docstring for the definitions.
 
-    Options: ``geoip`` (path to a ``.mmdb`` or a ``prefix,country`` CSV; without it the country
-    feature is dropped with a warning), ``monitoring_period`` (seconds; default learnt in
-    :meth:`fit`), ``short_life_hours`` (72), ``window_hours`` (8), ``local_max`` (0.1),
-    ``cusum_max`` (1.0), ``include_cname_ttls`` (False), ``name_scope`` (``"registered"`` or
-    ``"fqdn"``). :meth:`fit` must run before extraction (it builds the IP -> domains index).
+    Options: ``geoip`` (path to a ``.mmdb`` or a ``prefix,country`` CSV, read by :meth:`fit`;
+    without it the country feature is dropped and the first :meth:`fit` warns),
+    ``monitoring_period`` (seconds; default learnt in :meth:`fit`), ``short_life_hours`` (72),
+    ``window_hours`` (8), ``local_max`` (0.1), ``cusum_max`` (1.0), ``include_cname_ttls``
+    (False), ``name_scope`` (``"registered"`` or ``"fqdn"``), ``private_suffixes`` (False:
+    the Public Suffix List's ICANN section only), ``chunk_records`` and ``dtype`` (see
+    :class:`FeatureExtractor`). :meth:`fit` must run before extraction: it learns
+    ``period_``, the IP -> domains ``index_`` and loads ``geoip_``.
     """
 
     kind = "dns"
@@ -180,36 +169,22 @@ class DnsFeatures(FeatureExtractor):
         cusum_max: float = 1.0,
         include_cname_ttls: bool = False,
         name_scope: str = "registered",
-        dtype: torch.dtype = torch.float64,
+        private_suffixes: bool = False,
+        chunk_records: int = seg.CHUNK_RECORDS,
+        dtype: str | torch.dtype = "float64",
     ):
-        super().__init__(dtype)
-        if name_scope not in self.NAME_SCOPES:
-            raise ValueError(f"name_scope must be one of {self.NAME_SCOPES}, got {name_scope!r}")
+        super().__init__(chunk_records, dtype)
+        require_choice("name_scope", name_scope, self.NAME_SCOPES)
         if monitoring_period is not None and not monitoring_period > 0:
             raise ValueError(f"monitoring_period must be > 0 seconds, got {monitoring_period!r}")
         if not short_life_hours > 0:
             raise ValueError(f"short_life_hours must be > 0, got {short_life_hours!r}")
-        if int(window_hours) != window_hours or window_hours < 1:
-            raise ValueError(f"window_hours must be an integer >= 1, got {window_hours!r}")
+        require_integer("window_hours", window_hours, 1)
         if not (local_max > 0 and cusum_max > 0):
             raise ValueError(
                 f"local_max and cusum_max must be > 0, got {local_max!r}, {cusum_max!r}"
             )
-        self.monitoring_period = None if monitoring_period is None else float(monitoring_period)
-        self.short_life_hours, self.window_hours = float(short_life_hours), int(window_hours)
-        self.local_max, self.cusum_max = float(local_max), float(cusum_max)
-        self.include_cname_ttls, self.name_scope = bool(include_cname_ttls), name_scope
-        self.geoip = None if geoip is None else _GeoIP(geoip)
-        if self.geoip is None:
-            warnings.warn(
-                "DnsFeatures: no geoip database given, so 'answer_nunique_country' (number of "
-                "distinct countries) is dropped; pass geoip=PATH (.mmdb or prefix,country CSV)",
-                UserWarning,
-                stacklevel=2,
-            )
-        self.period_: float | None = None
-        self._index: _Index | None = None
-        self._index_on: dict = {}
+        self._keep(locals())
 
     # ------------------------------------------------------------------ declaration
     @property
@@ -222,11 +197,17 @@ class DnsFeatures(FeatureExtractor):
                 b.RATE_SENSITIVE,
                 f"1 if lifetime < {self.short_life_hours:g} h",
             ),
-            Feature("bag_ratio_lifetime", b.RATE_SENSITIVE, "lifetime / monitoring period"),
+            Feature(
+                "bag_ratio_lifetime",
+                b.RATE_SENSITIVE,
+                "lifetime / monitoring period",
+                clock=CLOCK_SHARED if self.monitoring_period is None else "",
+            ),
             Feature(
                 "day_mean_distance",
                 b.SPREAD,
                 "mean Euclidean distance between z-normalised 24-h day vectors",
+                clock=CLOCK_EPOCH_DAYS,
             ),
             Feature(
                 "hour_count_changepoints",
@@ -282,11 +263,23 @@ class DnsFeatures(FeatureExtractor):
 
     # ------------------------------------------------------------------ fit
     def fit(self, bags: Bags) -> "DnsFeatures":
-        """Learn the monitoring period (unless given), the IP -> domains index: TRAINING bags."""
+        """Learn the monitoring period (unless given), the IP -> domains index: TRAINING bags.
+
+        Also reads the ``geoip`` database; without one the first fit warns that the country
+        feature is dropped.
+        """
         self._check_kind(bags)
+        if self.geoip is None and not hasattr(self, "geoip_"):
+            warnings.warn(
+                "DnsFeatures: no geoip database given, so 'answer_nunique_country' (number of "
+                "distinct countries) is dropped; pass geoip=PATH (.mmdb or prefix,country CSV)",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.geoip_ = None if self.geoip is None else GeoIP(self.geoip)
         ts = bags.columns["ts"]
         self.period_ = (
-            self.monitoring_period
+            float(self.monitoring_period)
             if self.monitoring_period is not None
             else float(ts.max() - ts.min())
         )
@@ -300,23 +293,20 @@ class DnsFeatures(FeatureExtractor):
         used, ip_compact = torch.unique(
             torch.div(pairs, len(bags), rounding_mode="floor"), return_inverse=True
         )
-        offsets = torch.zeros(used.numel() + 1, dtype=torch.int64)
-        offsets[1:] = torch.bincount(ip_compact, minlength=used.numel()).cumsum(0)
         domain_ids = pairs % len(bags)
-        self._index = _Index(
+        self.index_ = _Index(
             ips=ip_names[used.numpy()],
             domains=bags.targets,
-            offsets=offsets,
+            offsets=seg.offsets_from_lengths(torch.bincount(ip_compact, minlength=used.numel())),
             domain_ids=domain_ids,
             keys=ip_compact * len(bags) + domain_ids,
             token=uuid.uuid4().hex,
         )
-        self._index_on = {}
         return self
 
     # ------------------------------------------------------------------ compute
     def compute(self, segments: Segments) -> Tensor:
-        if self._index is None:
+        if not hasattr(self, "index_"):
             raise RuntimeError(
                 "DnsFeatures is not fitted: call extractor.fit(train_bags) first (it learns the "
                 "IP -> domains index of 'ip_nunique_other_domains' and the monitoring period)"
@@ -327,15 +317,16 @@ class DnsFeatures(FeatureExtractor):
         nonempty = offsets.diff() > 0
         span = last - first
         cols = [
-            nonempty & (span / 3600.0 < self.short_life_hours),
+            nonempty & (span / SECONDS_PER_HOUR < self.short_life_hours),
             span / self.period_ if self.period_ > 0 else torch.zeros_like(span),
-            _daily_distance(ts, ids, offsets),
+            # a day pair materialises HOURS_PER_DAY values per day
+            _daily_distance(ts, ids, offsets, max(1, self.chunk_records // HOURS_PER_DAY)),
         ]
-        cols += self._hourly(
-            ts, ids, first, torch.where(nonempty, torch.floor(span / 3600.0).long() + 1, 0)
-        )
+        lifetime = torch.where(nonempty, torch.floor(span / SECONDS_PER_HOUR).long() + 1, 0)
+        cols += self._hourly(ts, ids, first, lifetime)
         cols += self._answers(segments, ids)
-        cols.append(_name_digit_ratio(segments.bags, self.name_scope)[segments.owner])
+        digits = _name_digit_ratio(segments.bags, self.name_scope, self.private_suffixes)
+        cols.append(digits[segments.owner])
         return torch.stack([c.to(torch.float64) for c in cols], dim=1)
 
     def _hourly(self, ts: Tensor, ids: Tensor, first: Tensor, lifetime: Tensor) -> list[Tensor]:
@@ -344,12 +335,11 @@ class DnsFeatures(FeatureExtractor):
         ``lifetime``: (P,) int64 hours of every draw (0 when empty).
         """
         n_draws = lifetime.numel()
-        hour = torch.floor((ts - first[ids]) / 3600.0).long()
-        starts = torch.nonzero(seg.run_starts(ids, hour)).squeeze(1)
-        counts = torch.diff(starts, append=starts.new_tensor([ts.numel()]))
-        bin_draw, bin_hour = ids[starts], hour[starts]
+        hour = torch.floor((ts - first[ids]) / SECONDS_PER_HOUR).long()
+        hours = seg.run_offsets(ids, hour)  # the active hours of every draw
+        bin_draw, bin_hour = ids[hours[:-1]], hour[hours[:-1]]
         bin_offsets = seg.offsets_from_ids(bin_draw, n_draws)
-        n_cp, gap_std = self._changepoints(bin_draw, bin_hour, counts, bin_offsets, lifetime)
+        n_cp, gap_std = self._changepoints(bin_draw, bin_hour, hours.diff(), bin_offsets, lifetime)
         return [n_cp, gap_std, bin_offsets.diff().to(torch.float64) / lifetime.clamp(min=1)]
 
     def _changepoints(
@@ -379,12 +369,11 @@ class DnsFeatures(FeatureExtractor):
         new[1:] = (run_draw[1:] != run_draw[:-1]) | (
             lo[1:] > hi[:-1] + 1
         )  # lo, hi non-decreasing per draw
-        first = torch.nonzero(new).squeeze(1)
-        last = torch.cat([first[1:] - 1, first.new_tensor([new.numel() - 1])])
+        first = seg.nonzero(new)
+        last = torch.cat([first[1:], first.new_full((1,), new.numel())]) - 1
         run_lo, run_len = lo[first], hi[last] - lo[first] + 1
         t = seg.expand_ranges(run_lo, run_len)
-        runs = torch.arange(first.numel(), device=t.device)
-        run_of_step = torch.repeat_interleave(runs, run_len, output_size=t.numel())
+        run_of_step = seg.segment_ids(seg.offsets_from_lengths(run_len), t.numel())
         step_draw = run_draw[first][run_of_step]
 
         # window sums: the counts of every run laid out densely with W empty hours on each side
@@ -403,7 +392,7 @@ class DnsFeatures(FeatureExtractor):
         peak = seg.segment_max(counts, bin_offsets)[step_draw]
         d = ((cum[pos + w] - cum[pos]) / n_plus - (cum[pos] - cum[pos - w]) / n_minus).abs() / peak
 
-        cp = torch.nonzero(self._cusum(d, t, seg.offsets_from_ids(step_draw, n_draws))).squeeze(1)
+        cp = seg.nonzero(self._cusum(d, t, seg.offsets_from_ids(step_draw, n_draws)))
         cp_offsets = seg.offsets_from_ids(step_draw[cp], n_draws)
         gaps, gap_offsets = seg.segment_diff(t[cp].to(torch.float64), cp_offsets)
         return cp_offsets.diff().to(torch.float64), seg.segment_std(gaps, gap_offsets, correction=0)
@@ -445,8 +434,8 @@ class DnsFeatures(FeatureExtractor):
 
         ip_draw, ip = _distinct_pairs(item_draw[address], ip[address])
         cols = [torch.bincount(ip_draw, minlength=n_draws)]
-        if self.geoip is not None:
-            country = _ip_countries(bags, self.geoip)[ip]
+        if self.geoip_ is not None:
+            country = _ip_countries(bags, self.geoip_)[ip]
             known = country >= 0
             cols.append(
                 torch.bincount(
@@ -455,9 +444,9 @@ class DnsFeatures(FeatureExtractor):
             )
         cols.append(self._other_domains(bags, ip_draw, ip, segments.owner))
 
-        ttl, ttl_draw = bags.ragged["ttls"][items], item_draw
-        if not self.include_cname_ttls:
-            ttl, ttl_draw = ttl[address], item_draw[address]
+        ttl = bags.ragged["ttls"][items]
+        counted = ttl >= 0 if self.include_cname_ttls else (ttl >= 0) & address
+        ttl, ttl_draw = ttl[counted], item_draw[counted]
         ttl_offsets = seg.offsets_from_ids(ttl_draw, n_draws)
         distinct_ttls = torch.bincount(_distinct_pairs(ttl_draw, ttl)[0], minlength=n_draws)
         ttl = ttl.to(torch.float64)
@@ -481,7 +470,7 @@ class DnsFeatures(FeatureExtractor):
     def _other_domains(self, bags: Bags, draw: Tensor, ip: Tensor, owner: Tensor) -> Tensor:
         """(P,) distinct index domains, other than the draw's own, of its distinct addresses."""
         n_draws, device = owner.numel(), owner.device
-        index = self._index_on.setdefault(device, self._index.to(device))
+        index = self.index_.on(device)
         ip_to_index, own_domain = _index_lookup(bags, index)
         ip = ip_to_index[ip]
         keep = ip >= 0
@@ -502,62 +491,51 @@ class DnsFeatures(FeatureExtractor):
         union[draw[single]] = degree[single]
         several = ~single
         if bool(several.any()):
-            union += _union_sizes(draw[several], ip[several], degree[several], index, n_draws)
+            union += _union_sizes(
+                draw[several], ip[several], degree[several], index, n_draws, self.chunk_records
+            )
         return (union - own_in).to(torch.float64)
 
 
 # ---------------------------------------------------------------------- helpers
-def _chunk_bounds(sizes: Tensor, budget: int, allowed: Tensor | None = None) -> list[int]:
-    """Cut points 0 = c0 < c1 < ... = n of ``sizes`` (n,) into chunks of about ``budget`` total.
-
-    Cuts fall only at positions where ``allowed`` is True (default: anywhere); a chunk exceeds
-    the budget only by what cannot be cut.
-    """
-    n = sizes.numel()
-    allowed = torch.ones(n, dtype=torch.bool, device=sizes.device) if allowed is None else allowed
-    at = torch.nonzero(allowed).squeeze(1)
-    bucket = torch.div((torch.cumsum(sizes, 0) - sizes)[at], budget, rounding_mode="floor")
-    cuts = at[seg.run_starts(bucket)].tolist()
-    return sorted(set([0, *cuts, n]))
-
-
-def _daily_distance(ts: Tensor, ids: Tensor, offsets: Tensor) -> Tensor:
+def _daily_distance(ts: Tensor, ids: Tensor, offsets: Tensor, pairs_per_chunk: int) -> Tensor:
     """(P,) mean Euclidean distance between the z-normalised UTC-day vectors of each draw."""
     n_draws, device = offsets.numel() - 1, ts.device
-    hour = torch.floor(ts / 3600.0).long()
-    starts = torch.nonzero(seg.run_starts(ids, hour)).squeeze(1)
-    counts = torch.diff(starts, append=starts.new_tensor([ts.numel()])).to(torch.float64)
-    hour_draw, hour = ids[starts], hour[starts]
-    day = torch.div(hour, 24, rounding_mode="floor")
-    day_start = seg.run_starts(hour_draw, day)
-    row = day_start.cumsum(0) - 1
-    n_days = int(day_start.sum())
-    vectors = torch.zeros(n_days, 24, dtype=torch.float64, device=device)
-    vectors[row, hour - 24 * day] = counts
+    hour = torch.floor(ts / SECONDS_PER_HOUR).long()
+    hours = seg.run_offsets(ids, hour)  # the active UTC hours of every draw
+    counts = hours.diff().to(torch.float64)
+    hour_draw, hour = ids[hours[:-1]], hour[hours[:-1]]
+    day = torch.div(hour, HOURS_PER_DAY, rounding_mode="floor")
+    days = seg.run_offsets(hour_draw, day)
+    n_days = days.numel() - 1
+    vectors = torch.zeros(n_days, HOURS_PER_DAY, dtype=torch.float64, device=device)
+    vectors[seg.segment_ids(days, hour.numel()), hour - HOURS_PER_DAY * day] = counts
     std = vectors.std(1, correction=0, keepdim=True)
     z = torch.where(
         std > 0, (vectors - vectors.mean(1, keepdim=True)) / torch.where(std > 0, std, 1.0), 0.0
     )
-    day_draw = hour_draw[day_start]
+    day_draw = hour_draw[days[:-1]]
     day_offsets = seg.offsets_from_ids(day_draw, n_draws)
     partners = (
         day_offsets[1:][day_draw] - torch.arange(n_days, device=device) - 1
     )  # later days of the draw
     total = torch.zeros(n_draws, dtype=torch.float64, device=device)
-    bounds = _chunk_bounds(partners, _DAY_PAIRS_PER_CHUNK)
+    bounds = seg.chunk_bounds(partners, pairs_per_chunk)
     for r0, r1 in zip(bounds[:-1], bounds[1:]):
         count = partners[r0:r1]
         i = torch.repeat_interleave(torch.arange(r0, r1, device=device), count)
         j = i + 1 + seg.expand_ranges(torch.zeros_like(count), count)
         total.index_add_(0, day_draw[i], (z[i] - z[j]).pow(2).sum(1).sqrt())
-    days = day_offsets.diff().to(torch.float64)
-    return total / (days * (days - 1) / 2).clamp(min=1)
+    n = day_offsets.diff().to(torch.float64)
+    return total / (n * (n - 1) / 2).clamp(min=1)
 
 
-def _union_sizes(draw: Tensor, ip: Tensor, degree: Tensor, index: _Index, n_draws: int) -> Tensor:
+def _union_sizes(
+    draw: Tensor, ip: Tensor, degree: Tensor, index: _Index, n_draws: int, entries_per_chunk: int
+) -> Tensor:
     """(P,) distinct domains in the index lists of (draw, ip) pairs sorted by draw, chunked."""
     out = torch.zeros(n_draws, dtype=torch.int64, device=draw.device)
-    bounds = _chunk_bounds(degree, _SHARING_PAIRS_PER_CHUNK, allowed=seg.run_starts(draw))
+    bounds = seg.chunk_bounds(degree, entries_per_chunk, allowed=seg.run_starts(draw))
     for a, b in zip(bounds[:-1], bounds[1:]):
         entries, _ = seg.csr_gather(index.offsets, ip[a:b])
         entry_draw = torch.repeat_interleave(draw[a:b], degree[a:b], output_size=entries.numel())
@@ -590,15 +568,9 @@ def _answer_ips(bags: Bags) -> tuple[Tensor, np.ndarray]:
     """(V,) canonical-address id of every answer string (-1: not an address) and the addresses."""
 
     def build():
-        ids = np.full(len(bags.vocab["answer"]), -1, dtype=np.int64)
-        canonical: dict[str, int] = {}
-        for k, value in enumerate(bags.vocab["answer"]):
-            try:
-                address = ipaddress.ip_address(str(value).strip())
-            except ValueError:
-                continue
-            ids[k] = canonical.setdefault(str(address), len(canonical))
-        return torch.from_numpy(ids).to(bags.device), np.array(list(canonical), dtype=object)
+        ids, addresses = pd.factorize(canonical_addresses(bags.vocab["answer"]))  # None -> -1
+        ids = torch.from_numpy(ids.astype(np.int64)).to(bags.device)
+        return ids, np.asarray(addresses, dtype=object)
 
     return bags.cached("dns:answer_ip", build)
 
@@ -609,9 +581,10 @@ def _record_min_ttl(bags: Bags, all_answers: bool) -> tuple[Tensor, Tensor]:
     def build():
         ttl = bags.ragged["ttls"]
         record = seg.segment_ids(bags.ragged_offsets, ttl.numel())
+        counted = ttl >= 0  # an unknown TTL (-1, e.g. EVE 'grouped' answers) is no TTL
         if not all_answers:
-            address = _answer_ips(bags)[0][bags.ragged["answers"]] >= 0
-            ttl, record = ttl[address], record[address]
+            counted &= _answer_ips(bags)[0][bags.ragged["answers"]] >= 0
+        ttl, record = ttl[counted], record[counted]
         out = torch.zeros(bags.num_records, dtype=torch.int64, device=bags.device)
         out.scatter_reduce_(0, record, ttl, reduce="amin", include_self=False)
         return out, torch.bincount(record, minlength=bags.num_records) > 0
@@ -636,7 +609,7 @@ def _index_lookup(bags: Bags, index: _Index) -> tuple[Tensor, Tensor]:
     return bags.cached(f"dns:index:{index.token}", build)
 
 
-def _ip_countries(bags: Bags, geoip: "_GeoIP") -> Tensor:
+def _ip_countries(bags: Bags, geoip: GeoIP) -> Tensor:
     """(I,) country code of every canonical address of the bags (-1: unknown)."""
 
     def build():
@@ -647,105 +620,32 @@ def _ip_countries(bags: Bags, geoip: "_GeoIP") -> Tensor:
     return bags.cached(f"dns:country:{geoip.path}", build)
 
 
-def _name_digit_ratio(bags: Bags, scope: str) -> Tensor:
+def _name_digit_ratio(bags: Bags, scope: str, private: bool) -> Tensor:
     """(B,) digit share of every target's registered-domain label (or whole name)."""
 
     def build():
-        ratios = [_digit_share(_name_part(str(name), scope)) for name in bags.targets]
+        ratios = [_digit_share(_name_part(str(name), scope, private)) for name in bags.targets]
         return torch.tensor(ratios, dtype=torch.float64, device=bags.device)
 
-    return bags.cached(f"dns:name_digits:{scope}", build)
+    return bags.cached(f"dns:name_digits:{scope}:{private}", build)
 
 
-def _name_part(name: str, scope: str) -> str:
+@functools.cache
+def _suffix_list(private: bool) -> PublicSuffixList:
+    return PublicSuffixList(only_icann=not private)
+
+
+def _name_part(name: str, scope: str, private: bool = False) -> str:
+    """The registered-domain label of ``name`` (left of its public suffix), or the FQDN
+    without dots; a name that is a public suffix or a single label gives its first label."""
     labels = [p for p in name.strip().rstrip(".").lower().split(".") if p]
     if not labels:
         return ""
     if scope == "fqdn":
         return "".join(labels)
-    if len(labels) >= 3 and ".".join(labels[-2:]) in MULTI_LABEL_SUFFIXES:
-        return labels[-3]
-    return labels[-2] if len(labels) >= 2 else labels[0]
+    registered = _suffix_list(private).privatesuffix(".".join(labels))
+    return registered.split(".", 1)[0] if registered else labels[0]
 
 
 def _digit_share(text: str) -> float:
     return sum(c.isdigit() and c.isascii() for c in text) / len(text) if text else 0.0
-
-
-class _GeoIP:
-    """Country lookups from a MaxMind ``.mmdb`` (``maxminddb``) or a ``prefix,country`` CSV."""
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        if not Path(self.path).is_file():
-            raise FileNotFoundError(f"geoip database {self.path!r} does not exist")
-        self.mmdb = self.path.endswith(".mmdb")
-        if self.mmdb:
-            try:
-                import maxminddb  # noqa: F401
-            except ImportError as err:
-                raise ImportError(
-                    f"reading the MaxMind database {self.path!r} needs the maxminddb package: "
-                    "pip install maxminddb (or pass a prefix,country CSV)"
-                ) from err
-            self.tables = None
-        else:
-            self.tables = self._read_csv()
-
-    def _read_csv(self) -> dict:
-        """{(version, prefix length): {network int: country}}."""
-        table = pd.read_csv(
-            self.path, dtype=str, header=None, keep_default_na=False, skip_blank_lines=False
-        )
-        if table.shape[1] < 2:
-            raise ValueError(f"geoip CSV {self.path!r} needs two columns prefix,country")
-        header = int(table.iloc[0, 0].strip().lower() == "prefix")
-        tables: dict = {}
-        rows = zip(
-            range(1 + header, len(table) + 1), table.iloc[header:, 0], table.iloc[header:, 1]
-        )
-        for line, prefix, country in rows:
-            try:
-                net = ipaddress.ip_network(prefix.strip(), strict=False)
-            except ValueError as err:
-                raise ValueError(
-                    f"geoip CSV {self.path!r} line {line}: bad prefix {prefix!r} ({err})"
-                ) from None
-            if country.strip():
-                tables.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = (
-                    country.strip().upper()
-                )
-        return tables
-
-    def countries(self, addresses: np.ndarray) -> np.ndarray:
-        """(I,) ISO country (or None) of every canonical address string."""
-        if self.mmdb:
-            import maxminddb
-
-            with maxminddb.open_database(self.path) as reader:
-                return np.array([_mmdb_country(reader.get(a)) for a in addresses], dtype=object)
-        lengths = {
-            4: sorted((n for v, n in self.tables if v == 4), reverse=True),
-            6: sorted((n for v, n in self.tables if v == 6), reverse=True),
-        }
-        out = np.full(len(addresses), None, dtype=object)
-        for k, text in enumerate(addresses):
-            address = ipaddress.ip_address(text)
-            bits, value = address.max_prefixlen, int(address)
-            for n in lengths[address.version]:
-                network = (value >> (bits - n)) << (bits - n)
-                country = self.tables[(address.version, n)].get(network)
-                if country is not None:
-                    out[k] = country
-                    break
-        return out
-
-
-def _mmdb_country(record) -> str | None:
-    if not isinstance(record, dict):
-        return None
-    for field in ("country", "registered_country"):
-        code = (record.get(field) or {}).get("iso_code")
-        if code:
-            return str(code).upper()
-    return None

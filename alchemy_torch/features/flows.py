@@ -35,6 +35,8 @@ materialised: memory follows the records, not the time span.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -45,6 +47,8 @@ from alchemy_torch.features.base import (
     Feature,
     FeatureExtractor,
     Segments,
+    require_choice,
+    require_integer,
     stats5_features,
 )
 from alchemy_torch.ops import segment as seg
@@ -68,21 +72,18 @@ class FlowFeatures(FeatureExtractor):
         match_seconds: float = 60.0,
         disclosure_autocorr: bool = False,
         autocorr_lags: int = 12,
-        dtype: torch.dtype = torch.float64,
+        chunk_records: int = seg.CHUNK_RECORDS,
+        dtype: str | torch.dtype = "float64",
     ):
-        super().__init__(dtype)
-        if matching not in self.MATCHINGS:
-            raise ValueError(f"matching must be one of {self.MATCHINGS}, got {matching!r}")
+        super().__init__(chunk_records, dtype)
+        require_choice("matching", matching, self.MATCHINGS)
         if not bin_seconds > 0 or match_seconds < 0:
             raise ValueError(
                 f"bin_seconds must be > 0 and match_seconds >= 0, "
                 f"got {bin_seconds}, {match_seconds}"
             )
-        if autocorr_lags < 1:
-            raise ValueError(f"autocorr_lags must be >= 1, got {autocorr_lags}")
-        self.bin_seconds, self.cv = float(bin_seconds), bool(cv_instead_of_std)
-        self.matching, self.match_seconds = matching, float(match_seconds)
-        self.autocorr, self.autocorr_lags = bool(disclosure_autocorr), int(autocorr_lags)
+        require_integer("autocorr_lags", autocorr_lags, 1)
+        self._keep(locals())
 
     # ------------------------------------------------------------------ names
     @property
@@ -165,7 +166,7 @@ class FlowFeatures(FeatureExtractor):
             Feature(f.name, B.RATE_SENSITIVE, f.description)
             for f in stats5_features("bin", "clients", "distinct clients per bin")
         ]
-        if self.autocorr:
+        if self.disclosure_autocorr:
             feats += per_dir(
                 lambda d: [
                     Feature(
@@ -176,7 +177,7 @@ class FlowFeatures(FeatureExtractor):
                     for s in ("mean", "std")
                 ]
             )
-        if self.cv:
+        if self.cv_instead_of_std:
             feats = [
                 Feature(
                     f.name.replace("_std_", "_cv_"),
@@ -188,139 +189,57 @@ class FlowFeatures(FeatureExtractor):
         return feats
 
     # ------------------------------------------------------------------ compute
-    #: draws are computed in groups of about this many records (memory and cache; exact either way)
-    chunk_records: int = 1 << 22
-
     def compute(self, segments: Segments) -> Tensor:
-        """(P, D) features of the gathered draws, in groups of whole draws (~``chunk_records``)."""
-        offsets, n_rec = segments.offsets, segments.rows.numel()
-        if n_rec <= self.chunk_records or len(segments) < 2:
-            return self._compute(segments)
-        cuts = torch.searchsorted(
-            offsets,
-            torch.arange(self.chunk_records, n_rec, self.chunk_records, device=offsets.device),
-        )
-        bounds = [0] + sorted(set(cuts.clamp(1, len(segments) - 1).tolist())) + [len(segments)]
-        parts = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            lo, hi = int(offsets[a]), int(offsets[b])
-            parts.append(
-                self._compute(
-                    Segments(
-                        bags=segments.bags,
-                        rows=segments.rows[lo:hi],
-                        offsets=offsets[a : b + 1] - lo,
-                        owner=segments.owner[a:b],
-                    )
-                )
+        """(P, D) features of the gathered draws: the steps below, in output order."""
+        n_draws = len(segments)
+        if segments.rows.numel() == 0:
+            return torch.zeros(
+                n_draws, len(self.features), dtype=torch.float64, device=segments.offsets.device
             )
-        return torch.cat(parts)
-
-    def _compute(self, segments: Segments) -> Tensor:
-        """(P, D) features of one group of draws."""
-        bags, rows, offsets = segments.bags, segments.rows, segments.offsets
-        n_draws, n_rec = len(segments), rows.numel()
-        device = offsets.device
-        if n_rec == 0:
-            return torch.zeros(n_draws, len(self.features), dtype=torch.float64, device=device)
-        per_record = _per_record(bags)
-        layout = per_record["layout"]
-        ids = seg.segment_ids(offsets, n_rec)
-        ts = bags.columns["ts"].index_select(0, rows)
-        words = [w.index_select(0, rows) for w in per_record["words"]]
-        inbound = _field(words, layout, "inbound").bool()
-        client = _field(words, layout, "client")
-
-        # direction split: segments (in, draw 0..P-1), then (out, draw 0..P-1), time order kept
-        dir_order = torch.cat([seg.nonzero(inbound), seg.nonzero(~inbound)])
-        n_in = int(inbound.sum())
-        dir_ids = ids.index_select(0, dir_order)
-        dir_ids[n_in:] += n_draws
-        dir_offsets = seg.offsets_from_ids(dir_ids, 2 * n_draws)
-        dir_words = [w.index_select(0, dir_order) for w in words]
-
-        # bins: index within the draw, non-empty bins as CSR over draws
-        first = ts.index_select(0, offsets[:-1].clamp(max=n_rec - 1))
-        bin_index = torch.floor((ts - first.index_select(0, ids)) / self.bin_seconds).long()
-        nonempty_draw = offsets.diff() > 0
-        n_bins = torch.where(
-            nonempty_draw, bin_index.index_select(0, (offsets[1:] - 1).clamp(min=0)) + 1, 0
-        )
-        bin_id, bin_start = _runs(ids, bin_index)
-        n_nonempty = bin_start.numel()
-        bin_offsets = seg.offsets_from_ids(ids.index_select(0, bin_start), n_draws)
-        flows_per_bin = _run_lengths(bin_start, n_rec)
-
-        # one stable sort by (draw, client): time order within a client
-        n_clients = per_record["n_clients"]
-        key_s, perm = seg.stable_argsort(ids * n_clients + client, n_draws * n_clients)
-        bin_in = ((bin_id << 1) | inbound).index_select(0, perm)  # one random gather for both
-        in_s, bin_s = (bin_in & 1).bool(), bin_in >> 1
-        new = torch.ones(n_rec, dtype=torch.bool, device=device)
-        torch.ne(key_s[1:], key_s[:-1], out=new[1:])
-        client_start = seg.nonzero(new)  # first flow of every (draw, client)
-        distinct = torch.bincount(
-            torch.div(key_s.index_select(0, client_start), n_clients, rounding_mode="floor").long(),
-            minlength=n_draws,
-        ).to(torch.float64)
-
-        in_pos = seg.nonzero(in_s)
-        parts = [
-            self._flow_sizes(per_record, dir_words, dir_ids, dir_offsets, n_draws),
-            self._access(
-                key_s.index_select(0, in_pos),
-                ts.index_select(0, perm.index_select(0, in_pos)),
-                distinct,
-                n_clients,
-                n_draws,
-            ),
-        ]
-        # (draw, client, bin) triples: clients per bin and their |#in - #out|
-        new[1:] |= bin_s[1:] != bin_s[:-1]
-        triple_start = seg.nonzero(new)
-        triple_bin = bin_s.index_select(0, triple_start)
-        clients_per_bin = torch.bincount(triple_bin, minlength=n_nonempty)
-        n_in_before = torch.cat([torch.zeros(1, dtype=torch.int64, device=device), in_s.cumsum(0)])
-        n_in_triple = n_in_before.index_select(
-            0, torch.cat([triple_start[1:], triple_start.new_full((1,), n_rec)])
-        ) - n_in_before.index_select(0, triple_start)
-        balance = 2 * n_in_triple - _run_lengths(triple_start, n_rec)
-        unmatched = torch.zeros(n_nonempty, dtype=torch.int64, device=device).index_add_(
-            0, triple_bin, balance.abs()
-        )
-        bin_values = torch.stack([flows_per_bin, clients_per_bin, unmatched], 1)
-        mean, std, low, high, median = _padded_stats5(bin_values, bin_offsets, n_bins).unbind(2)
+        flows = _Flows.gather(segments)
+        dir_order, dir_ids, dir_offsets = _split_directions(flows)
+        dir_words = [w.index_select(0, dir_order) for w in flows.words]
+        bins = _Bins.of(flows, float(self.bin_seconds))
+        by_client = _ByClient.of(flows, bins.of_record)
+        per_bin = _per_bin_counts(by_client, bins)
+        mean, std, low, high, median = _padded_stats5(per_bin, bins.offsets, bins.count).unbind(2)
         std = self._spread(std, mean)
-        if self.matching == "window":
-            parts.append(
-                torch.stack(
-                    [
-                        mean[:, 2],
-                        std[:, 2],
-                        seg.segment_sum(unmatched, bin_offsets) / offsets.diff().clamp(min=1),
-                    ],
-                    1,
-                )
-            )
-        else:
-            parts.append(self._unmatched_5tuple(_tuples(bags), rows, ids, ts, inbound, n_draws))
-        share = bin_offsets.diff().to(torch.float64) / n_bins.clamp(min=1)
-        parts.append(
-            torch.stack([mean[:, 0], std[:, 0], low[:, 0], high[:, 0], median[:, 0], share], 1)
-        )
-        parts.append(torch.stack([mean[:, 1], std[:, 1], low[:, 1], high[:, 1], median[:, 1]], 1))
-        if self.autocorr:
-            sizes = per_record["levels"][2].index_select(0, _field(dir_words, layout, "rank2"))
+        share = bins.offsets.diff().to(torch.float64) / bins.count.clamp(min=1)
+        parts = [
+            self._flow_sizes(flows.per_record, dir_words, dir_ids, dir_offsets, n_draws),
+            self._access(by_client, flows.ts, flows.per_record["n_clients"], n_draws),
+            self._unmatched(flows, bins, per_bin[:, 2], mean[:, 2], std[:, 2]),
+            torch.stack([mean[:, 0], std[:, 0], low[:, 0], high[:, 0], median[:, 0], share], 1),
+            torch.stack([mean[:, 1], std[:, 1], low[:, 1], high[:, 1], median[:, 1]], 1),
+        ]
+        if self.disclosure_autocorr:
+            sizes = flows.per_record["levels"][2].index_select(0, flows.field("rank2", dir_words))
             parts.append(
                 self._autocorrelation(
-                    sizes, bin_index.index_select(0, dir_order), dir_ids, n_bins.repeat(2), n_draws
+                    sizes,
+                    bins.index.index_select(0, dir_order),
+                    dir_ids,
+                    bins.count.repeat(2),
+                    n_draws,
                 )
             )
         return torch.cat([p.to(torch.float64) for p in parts], 1)
 
+    def _unmatched(
+        self, flows: "_Flows", bins: "_Bins", per_bin: Tensor, mean: Tensor, std: Tensor
+    ) -> Tensor:
+        """(P, 3) or (P, 2) feature 5; ``per_bin`` (nb,) unmatched count of every non-empty bin,
+        ``mean`` and ``std`` (P,) their statistics over all bins."""
+        if self.matching == "5tuple":
+            return self._unmatched_5tuple(
+                _tuples(flows.bags), flows.rows, flows.ids, flows.ts, flows.inbound, len(mean)
+            )
+        total = seg.segment_sum(per_bin, bins.offsets) / flows.offsets.diff().clamp(min=1)
+        return torch.stack([mean, std, total], 1)
+
     def _spread(self, std: Tensor, mean: Tensor) -> Tensor:
         """std, or std / |mean| (0 where mean is 0) under ``cv_instead_of_std``."""
-        if not self.cv:
+        if not self.cv_instead_of_std:
             return std
         return torch.where(
             mean != 0,
@@ -344,27 +263,23 @@ class FlowFeatures(FeatureExtractor):
         ranks = [_field(words, per_record["layout"], f"rank{c}") for c in range(3)]
         values = [lv.index_select(0, r) for lv, r in zip(levels, ranks)]
         mean = [seg.segment_mean(v, offsets) for v in values]
-        dev = [v - m.index_select(0, ids) for v, m in zip(values, mean)]
-        m2 = [seg.segment_mean(d * d, offsets) for d in dev]
+        squares = [(v - m.index_select(0, ids)) ** 2 for v, m in zip(values, mean)]
+        m2 = [seg.segment_mean(sq, offsets) for sq in squares]
 
         # min, the two middle values (numpy's linear interpolation) and max of every segment
-        pos = (n - 1).clamp(min=0).to(torch.float64) * 0.5
-        below = pos.floor()
-        i_lo = offsets[:-1] + below.long()
-        i_hi = torch.minimum(i_lo + 1, offsets[1:] - 1)
-        at = torch.stack([offsets[:-1], i_lo, i_hi, offsets[1:] - 1]).clamp(0, n_rec - 1).flatten()
+        lo_pos, hi_pos, frac = seg.quantile_positions(n, 0.5)
+        first = offsets[:-1]
+        at = torch.stack([first, first + lo_pos, first + hi_pos, offsets[1:] - 1])
+        at = at.clamp(0, n_rec - 1).flatten()
         nonempty = n > 0
         zero = torch.zeros((), dtype=torch.float64, device=n.device)
         stats = []
-        ids32 = ids.int()
         for c in range(2):
-            width = levels[c].numel()
-            base = (ids32 if n_seg * width <= 2**31 else ids) * width
-            ordered = seg.sort_values(base + ranks[c], n_seg * width).sub_(base)
+            ordered = seg.segment_sort_codes(ranks[c], levels[c].numel(), ids, n_seg)
             low, lo, hi, high = (
                 levels[c].index_select(0, ordered.index_select(0, at)).view(4, n_seg)
             )
-            median = lo + (hi - lo) * (pos - below)
+            median = lo + (hi - lo) * frac
             stats.append(
                 torch.stack(
                     [
@@ -381,21 +296,19 @@ class FlowFeatures(FeatureExtractor):
             torch.stack(stats, 1).reshape(2, n_draws, 2, 5).permute(1, 2, 0, 3).reshape(n_draws, 20)
         )
 
-        # distinct sizes: runs of equal (segment, bytes rank) keys, sorted
-        width = levels[2].numel()
-        key = seg.sort_values(
-            (ids32 if n_seg * width <= 2**31 else ids) * width + ranks[2], n_seg * width
-        )
-        start = _run_starts(key)
-        run_seg = ids.index_select(0, start)
+        # distinct sizes: runs of equal (segment, bytes rank) after sorting every segment
+        ordered = seg.segment_sort_codes(ranks[2], levels[2].numel(), ids, n_seg)
+        runs = seg.run_offsets(ids, ordered)
+        run_seg = ids.index_select(0, runs[:-1])
         n_f = n.clamp(min=1).to(torch.float64)
-        p = _run_lengths(start, n_rec) / n_f.index_select(0, run_seg)
+        p = runs.diff() / n_f.index_select(0, run_seg)
         nunique = torch.bincount(run_seg, minlength=n_seg).to(torch.float64)
         entropy = torch.zeros_like(n_f).index_add_(0, run_seg, -p * p.log())
         mode = torch.zeros_like(n_f).scatter_reduce_(
             0, run_seg, p, reduce="amax", include_self=True
         )
-        m4 = seg.segment_mean(dev[2] ** 4, offsets)
+        # squares of squares: exact in every position, where pow(x, 4) is not (SIMD vs scalar)
+        m4 = seg.segment_mean(squares[2] * squares[2], offsets)
         var = m2[2]
         kurtosis = torch.where(
             var > 0, m4 / var.clamp(min=torch.finfo(var.dtype).tiny) ** 2, torch.zeros_like(var)
@@ -405,46 +318,46 @@ class FlowFeatures(FeatureExtractor):
             [stats, unique.reshape(2, n_draws, 5).permute(1, 0, 2).reshape(n_draws, 10)], 1
         )
 
-    def _access(
-        self, key: Tensor, ts: Tensor, clients: Tensor, n_clients: int, n_draws: int
-    ) -> Tensor:
-        """(P, 5) feature 4 from in-flows sorted by (draw, client) then time; ``clients`` (P,)."""
-        device = ts.device
-        if key.numel() < 2:
-            return torch.zeros(n_draws, 5, dtype=torch.float64, device=device)
-        same = key[1:] == key[:-1]
-        start = seg.nonzero(torch.cat([torch.ones(1, dtype=torch.bool, device=device), ~same]))
-        counts = _run_lengths(start, key.numel())
-        regular = seg.nonzero(counts >= 2)
-        # inter-arrival times of the regular groups (clients with >= 2 in-flows), in time order
-        diffs = (ts[1:] - ts[:-1])[same]
-        n_diffs = counts.index_select(0, regular) - 1
-        diff_offsets = seg.offsets_from_lengths(n_diffs)
-        group = torch.repeat_interleave(
-            torch.arange(n_diffs.numel(), device=device), n_diffs, output_size=diffs.numel()
+    def _access(self, by_client: "_ByClient", ts: Tensor, n_clients: int, n_draws: int) -> Tensor:
+        """(P, 5) feature 4: inter-arrival statistics of the clients with >= 2 in-flows."""
+        clients = seg.run_offsets(by_client.key)  # every (draw, client)
+        distinct = torch.bincount(
+            torch.div(
+                by_client.key.index_select(0, clients[:-1]), n_clients, rounding_mode="floor"
+            ),
+            minlength=n_draws,
+        ).to(torch.float64)
+        in_pos = seg.nonzero(by_client.inbound)
+        key = by_client.key.index_select(0, in_pos)
+        groups = seg.run_offsets(key)  # the in-flows of every (draw, client), in time order
+        diffs, diff_offsets = seg.segment_diff(
+            ts.index_select(0, by_client.order.index_select(0, in_pos)), groups
         )
-        ordered = _sort_within(group, n_diffs.numel(), diffs)
-        mean = seg.segment_mean(diffs, diff_offsets)
+        ordered = seg.segment_sort(diffs, diff_offsets)
         stats = torch.stack(
             [
-                ordered.index_select(0, diff_offsets[:-1]),
-                ordered.index_select(0, diff_offsets[1:] - 1),
+                seg.segment_first(ordered, diff_offsets),
+                seg.segment_last(ordered, diff_offsets),
                 seg.segment_median(ordered, diff_offsets, sorted_x=ordered),
-                self._spread(seg.segment_std(diffs, diff_offsets, correction=0), mean),
+                self._spread(
+                    seg.segment_std(diffs, diff_offsets, correction=0),
+                    seg.segment_mean(diffs, diff_offsets),
+                ),
             ],
             1,
         )
+        regular = seg.nonzero(groups.diff() >= 2)
         draw = torch.div(
-            key.index_select(0, start.index_select(0, regular)), n_clients, rounding_mode="floor"
-        ).long()
+            key.index_select(0, groups.index_select(0, regular)), n_clients, rounding_mode="floor"
+        )
         n_regular = torch.bincount(draw, minlength=n_draws).to(torch.float64)
-        total = torch.zeros(n_draws, 4, dtype=torch.float64, device=device).index_add_(
-            0, draw, stats
+        total = torch.zeros(n_draws, 4, dtype=torch.float64, device=ts.device).index_add_(
+            0, draw, stats.index_select(0, regular)
         )
         return torch.cat(
             [
                 total / n_regular.clamp(min=1).unsqueeze(1),
-                (n_regular / clients.clamp(min=1)).unsqueeze(1),
+                (n_regular / distinct.clamp(min=1)).unsqueeze(1),
             ],
             1,
         )
@@ -502,8 +415,9 @@ class FlowFeatures(FeatureExtractor):
         """
         lags = self.autocorr_lags
         device = sizes.device
-        run = _runs(ids, bin_index)[0]
-        n_runs = int(run[-1]) + 1
+        runs = seg.run_offsets(ids, bin_index)  # the non-empty bins of every series
+        n_runs = runs.numel() - 1
+        run = seg.segment_ids(runs, ids.numel())
         series = torch.zeros(n_runs, dtype=torch.int64, device=device).scatter_(0, run, ids)
         t = torch.zeros(n_runs, dtype=torch.int64, device=device).scatter_(0, run, bin_index)
         x = torch.zeros(n_runs, dtype=torch.float64, device=device).index_add_(0, run, sizes)
@@ -550,6 +464,116 @@ class FlowFeatures(FeatureExtractor):
         )
         out = torch.stack([mean, self._spread(std, mean)], 1)
         return out.reshape(2, n_draws, 2).permute(1, 0, 2).reshape(n_draws, 4)
+
+
+# ---------------------------------------------------------------------- steps of compute
+@dataclass
+class _Flows:
+    """The records of a group of draws, gathered: (R,) values in draw, then time order."""
+
+    bags: Bags
+    rows: Tensor  # (R,) record indices into the Bags
+    offsets: Tensor  # (P+1,) CSR of the draws
+    ids: Tensor  # (R,) draw of every record
+    ts: Tensor  # (R,)
+    per_record: dict  # the Bags' packed per-record fields, see _per_record
+    words: list[Tensor]  # those fields' words at the gathered records
+    inbound: Tensor  # (R,) bool: client -> server
+    client: Tensor  # (R,) int64 dense client index
+
+    @classmethod
+    def gather(cls, segments: Segments) -> "_Flows":
+        per_record = _per_record(segments.bags)
+        words = [w.index_select(0, segments.rows) for w in per_record["words"]]
+        return cls(
+            bags=segments.bags,
+            rows=segments.rows,
+            offsets=segments.offsets,
+            ids=segments.ids,
+            ts=segments.bags.columns["ts"].index_select(0, segments.rows),
+            per_record=per_record,
+            words=words,
+            inbound=_field(words, per_record["layout"], "inbound").bool(),
+            client=_field(words, per_record["layout"], "client"),
+        )
+
+    @property
+    def n_draws(self) -> int:
+        return self.offsets.numel() - 1
+
+    def field(self, name: str, words: list[Tensor] | None = None) -> Tensor:
+        """(R,) int64 packed field ``name`` of the gathered records (or of reordered ``words``)."""
+        return _field(self.words if words is None else words, self.per_record["layout"], name)
+
+
+def _split_directions(flows: _Flows) -> tuple[Tensor, Tensor, Tensor]:
+    """Segments (in, draw 0..P-1) then (out, draw 0..P-1), time order kept.
+
+    Returns (R,) order of the records, (R,) segment of each and the (2P+1,) offsets.
+    """
+    order = torch.cat([seg.nonzero(flows.inbound), seg.nonzero(~flows.inbound)])
+    ids = flows.ids.index_select(0, order)
+    ids[int(flows.inbound.sum()) :] += flows.n_draws
+    return order, ids, seg.offsets_from_ids(ids, 2 * flows.n_draws)
+
+
+@dataclass
+class _Bins:
+    """Time bins of every draw, aligned to its first record; only non-empty ones are stored."""
+
+    index: Tensor  # (R,) bin of every record within its draw
+    count: Tensor  # (P,) bins spanned by every draw, empty ones included (0 for an empty draw)
+    of_record: Tensor  # (R,) non-empty bin of every record (indexes the rows below)
+    offsets: Tensor  # (P+1,) CSR of the non-empty bins over draws
+    flows: Tensor  # (nb,) int64 flows per non-empty bin
+
+    @classmethod
+    def of(cls, flows: _Flows, bin_seconds: float) -> "_Bins":
+        first = seg.segment_first(flows.ts, flows.offsets)
+        index = torch.floor((flows.ts - first.index_select(0, flows.ids)) / bin_seconds).long()
+        count = torch.where(flows.offsets.diff() > 0, seg.segment_last(index, flows.offsets) + 1, 0)
+        runs = seg.run_offsets(flows.ids, index)
+        return cls(
+            index=index,
+            count=count,
+            of_record=seg.segment_ids(runs, index.numel()),
+            offsets=seg.offsets_from_ids(flows.ids.index_select(0, runs[:-1]), flows.n_draws),
+            flows=runs.diff(),
+        )
+
+
+@dataclass
+class _ByClient:
+    """The records stably sorted by (draw, client): time order within every client."""
+
+    key: Tensor  # (R,) int64 draw * n_clients + client, ascending
+    order: Tensor  # (R,) position of every sorted record among the gathered ones
+    inbound: Tensor  # (R,) bool
+    bin: Tensor  # (R,) non-empty bin (see _Bins.of_record)
+
+    @classmethod
+    def of(cls, flows: _Flows, bin_of_record: Tensor) -> "_ByClient":
+        n_clients = flows.per_record["n_clients"]
+        key, order = seg.stable_argsort(
+            flows.ids * n_clients + flows.client, flows.n_draws * n_clients
+        )
+        # one random gather for both fields
+        bin_in = ((bin_of_record << 1) | flows.inbound).index_select(0, order)
+        return cls(key=key, order=order, inbound=(bin_in & 1).bool(), bin=bin_in >> 1)
+
+
+def _per_bin_counts(by_client: _ByClient, bins: _Bins) -> Tensor:
+    """(nb, 3) int64 flows, distinct clients and sum over clients of |#in - #out| per bin."""
+    triples = seg.run_offsets(by_client.key, by_client.bin)  # every (draw, client, bin)
+    triple_bin = by_client.bin.index_select(0, triples[:-1])
+    n_bins = bins.flows.numel()
+    clients = torch.bincount(triple_bin, minlength=n_bins)
+    in_before = seg.offsets_from_lengths(by_client.inbound)  # (R+1,) in-flows before a position
+    balance = 2 * in_before.index_select(0, triples).diff() - triples.diff()
+    unmatched = torch.zeros(n_bins, dtype=torch.int64, device=balance.device).index_add_(
+        0, triple_bin, balance.abs()
+    )
+    return torch.stack([bins.flows, clients, unmatched], 1)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -680,36 +704,6 @@ def _tuples(bags: Bags) -> tuple[Tensor, int]:
     return bags.cached("flows.tuples", build)
 
 
-def _sorted_within(ids: Tensor, n_seg: int, values: Tensor, width: int) -> Tensor:
-    """Integer ``values`` in [0, width) sorted within the segments of non-decreasing ``ids``."""
-    return seg.sort_values(ids * width + values, n_seg * width) - ids * width
-
-
-def _sort_within(ids: Tensor, n_seg: int, values: Tensor) -> Tensor:
-    """Float ``values`` sorted within the segments ``ids`` (non-decreasing) holds."""
-    if values.numel() == 0:
-        return values
-    order = seg.argsort(values)
-    _, within = seg.stable_argsort(ids.index_select(0, order), n_seg)
-    return values.index_select(0, order.index_select(0, within))
-
-
-def _runs(*keys: Tensor) -> tuple[Tensor, Tensor]:
-    """(N,) run index of every position, (U,) first position of every run of equal keys (N > 0)."""
-    new = seg.run_starts(*keys)
-    return new.cumsum(0) - 1, seg.nonzero(new)
-
-
-def _run_starts(key: Tensor) -> Tensor:
-    """(U,) first position of every run of equal values of a 1-d ``key`` (N > 0)."""
-    return seg.nonzero(seg.run_starts(key))
-
-
-def _run_lengths(starts: Tensor, n: int) -> Tensor:
-    """(U,) int64 lengths of the runs starting at ``starts`` over n positions."""
-    return torch.diff(starts, append=starts.new_full((1,), n))
-
-
 def _padded_stats5(values: Tensor, offsets: Tensor, n_bins: Tensor) -> Tensor:
     """(P, F, 5) float64 mean, std, min, max, median over every draw's ``n_bins`` bins.
 
@@ -720,7 +714,11 @@ def _padded_stats5(values: Tensor, offsets: Tensor, n_bins: Tensor) -> Tensor:
     ids = seg.segment_ids(offsets, values.shape[0])
     width = (values.max(0).values + 1).tolist()
     ordered = torch.stack(
-        [_sorted_within(ids, k.numel(), values[:, c], width[c]) for c in range(values.shape[1])], 1
+        [
+            seg.segment_sort_codes(values[:, c], width[c], ids, k.numel())
+            for c in range(values.shape[1])
+        ],
+        1,
     ).to(torch.float64)
     values = values.to(torch.float64)
     n = n_bins.clamp(min=1).to(torch.float64)[:, None]
@@ -730,14 +728,12 @@ def _padded_stats5(values: Tensor, offsets: Tensor, n_bins: Tensor) -> Tensor:
     std = ((seg.segment_sum(dev * dev, offsets) + zeros * mean * mean) / n).sqrt()
     low = torch.where(zeros > 0, torch.zeros_like(mean), seg.segment_min(values, offsets))
     high = seg.segment_max(values, offsets)
-    pos = (n_bins - 1).clamp(min=0).to(torch.float64) * 0.5
-    lo = pos.floor().long()
-    hi = torch.minimum(lo + 1, (n_bins - 1).clamp(min=0))
+    lo, hi, frac = seg.quantile_positions(n_bins, 0.5)
 
     def at(i: Tensor) -> Tensor:  # value at position i of a draw's ascending bins (zeros first)
         j = i - (n_bins - k)
         v = ordered[(offsets[:-1] + j).clamp(0, values.shape[0] - 1)]
         return torch.where(((j >= 0) & (n_bins > 0))[:, None], v, torch.zeros_like(v))
 
-    median = at(lo) + (at(hi) - at(lo)) * (pos - lo)[:, None]
+    median = at(lo) + (at(hi) - at(lo)) * frac[:, None]
     return torch.stack([mean, std, low, high, median], 2)

@@ -16,7 +16,8 @@ number of characters (code points) and every ratio 0 when L = 0:
 then ``bytes_out``, ``bytes_in``, ``query_params`` (non-empty '&'-separated items of the query),
 ``path_slashes``, ``query_slashes`` and ``referrer_slashes`` (number of '/'). These never change
 under resampling: they are computed once per distinct string of the Bags (numpy over a padded
-code-point matrix) and kept per record as a (36, N) float64 table in ``bags.cache``. Draws
+code-point matrix, in blocks of about ``chunk_records`` characters) and kept per record as a
+(36, N) float64 table (rows in :data:`REQUEST_FEATURES` order) in ``bags.cache``. Draws
 gather and aggregate one feature at a time: 1-d segmented sorts are much faster than one sort
 along dim 0 of an (R, 36) matrix, and memory stays at a few (R,) vectors.
 
@@ -51,12 +52,14 @@ from alchemy_torch.features.base import (
     Feature,
     FeatureExtractor,
     Segments,
+    require_choice,
+    require_integer,
     stats5,
     stats5_features,
 )
 from alchemy_torch.ops import segment as seg
 
-__all__ = ["HttpFeatures", "PART_FEATURES", "OTHER_FEATURES", "request_table"]
+__all__ = ["HttpFeatures", "PART_FEATURES", "OTHER_FEATURES", "REQUEST_FEATURES", "request_table"]
 
 PARTS = ("host", "path", "query")
 #: per URL part: feature -> definition
@@ -80,10 +83,13 @@ OTHER_FEATURES = {
     "query_slashes": "number of '/' in the query",
     "referrer_slashes": "number of '/' in the referrer",
 }
+#: every per-request feature -> definition, in the order of the rows of :func:`request_table`
+REQUEST_FEATURES = {
+    **{f"{p}_{f}": f"{d} of the {p}" for p in PARTS for f, d in PART_FEATURES.items()},
+    **OTHER_FEATURES,
+}
 CACHE_KEY = "http_request_features"
 RANKS_KEY = "http_request_ranks"
-#: characters per block of the padded code-point matrix in :func:`_part_features`
-BLOCK_CELLS = 1 << 22
 _OTHER, _VOWEL, _CONSONANT, _DIGIT, _BASE64_SIGN = range(5)
 
 
@@ -118,23 +124,22 @@ class HttpFeatures(FeatureExtractor):
         aggregation: str = "stats",
         bins: int = 8,
         use_referrer: bool = True,
-        dtype: torch.dtype = torch.float64,
+        chunk_records: int = seg.CHUNK_RECORDS,
+        dtype: str | torch.dtype = "float64",
     ):
-        super().__init__(dtype)
-        if aggregation not in self.AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {self.AGGREGATIONS}, got {aggregation!r}")
-        if int(bins) != bins or bins < 2:
-            raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
-        self.aggregation, self.bins, self.use_referrer = aggregation, int(bins), bool(use_referrer)
+        super().__init__(chunk_records, dtype)
+        require_choice("aggregation", aggregation, self.AGGREGATIONS)
+        require_integer("bins", bins, 2)
+        self._keep(locals())
 
     @property
     def request_features(self) -> dict[str, str]:
-        """Per-request feature -> definition, in table order."""
-        names = {f"{p}_{f}": f"{d} of the {p}" for p in PARTS for f, d in PART_FEATURES.items()}
-        names.update(OTHER_FEATURES)
-        if not self.use_referrer:
-            del names["referrer_slashes"]
-        return names
+        """Per-request feature -> definition of the features this extractor aggregates."""
+        return {
+            name: definition
+            for name, definition in REQUEST_FEATURES.items()
+            if self.use_referrer or name != "referrer_slashes"
+        }
 
     @property
     def features(self) -> list[Feature]:
@@ -162,17 +167,18 @@ class HttpFeatures(FeatureExtractor):
         return out
 
     def compute(self, segments: Segments) -> Tensor:
-        table = segments.bags.cached(CACHE_KEY, lambda: request_table(segments.bags))
-        n_features = len(self.request_features)
-        columns = (table[f][segments.rows] for f in range(n_features))
+        bags = segments.bags
+        table = bags.cached(CACHE_KEY, lambda: request_table(bags, self.chunk_records))
+        used = [list(REQUEST_FEATURES).index(name) for name in self.request_features]
+        columns = (table[f][segments.rows] for f in used)
         if self.aggregation == "stats":
             # dense ranks per feature, once per Bags: each draw-level sort is one integer sort
-            ranks = segments.bags.cached(
+            ranks = bags.cached(
                 RANKS_KEY, lambda: [seg.dense_ranks(table[f]) for f in range(len(table))]
             )
             count = segments.lengths.to(torch.float64).unsqueeze(1)
             stats = []
-            for f, x in zip(range(n_features), columns):
+            for f, x in zip(used, columns):
                 rank, n_ranks = ranks[f]
                 order = seg.segment_order(
                     rank[segments.rows], n_ranks, segments.offsets, segments.ids
@@ -183,23 +189,31 @@ class HttpFeatures(FeatureExtractor):
 
 
 # ---------------------------------------------------------------------- per-request table
-def request_table(bags: Bags) -> Tensor:
-    """(36, N) float64 per-request features (rows) of every record, on the bags' device."""
+def request_table(bags: Bags, block_cells: int = seg.CHUNK_RECORDS) -> Tensor:
+    """(36, N) float64 :data:`REQUEST_FEATURES` (rows) of every record, on the bags' device.
 
-    def per_string(column: str, *builds) -> Tensor:
-        codes, inverse = torch.unique(bags.columns[column], return_inverse=True)
-        strings = bags.decode(column, codes)
-        values = np.vstack([np.atleast_2d(build(strings)) for build in builds])
-        return torch.from_numpy(values).to(bags.device)[:, inverse]
+    ``block_cells``: characters per block of the padded code-point matrices (memory only).
+    """
+    distinct: dict[str, tuple[np.ndarray, Tensor]] = {}
 
-    host = per_string("host", _part_features)
-    path = per_string("path", _part_features, _slashes)
-    query = per_string("query", _part_features, _params, _slashes)
-    referrer = per_string("referrer", _slashes)
-    numbers = torch.stack([bags.columns["bytes_out"], bags.columns["bytes_in"]]).to(torch.float64)
-    return torch.cat(
-        [host, path[:10], query[:10], numbers, query[10:11], path[10:], query[11:], referrer]
-    )
+    def per_string(column: str, build) -> Tensor:
+        """(k, N) ``build`` (k, n) of the n distinct strings of ``column``, at every record."""
+        if column not in distinct:
+            codes, inverse = torch.unique(bags.columns[column], return_inverse=True)
+            distinct[column] = bags.decode(column, codes), inverse
+        strings, inverse = distinct[column]
+        return torch.from_numpy(np.atleast_2d(build(strings))).to(bags.device)[:, inverse]
+
+    rows: dict[str, Tensor] = {}
+    for part in PARTS:
+        values = per_string(part, lambda strings: _part_features(strings, block_cells))
+        rows.update(zip((f"{part}_{f}" for f in PART_FEATURES), values))
+    for column in ("bytes_out", "bytes_in"):
+        rows[column] = bags.columns[column].to(torch.float64)
+    rows["query_params"] = per_string("query", _params)[0]
+    for column in ("path", "query", "referrer"):
+        rows[f"{column}_slashes"] = per_string(column, _slashes)[0]
+    return torch.stack([rows[name] for name in REQUEST_FEATURES])
 
 
 def _slashes(strings: np.ndarray) -> np.ndarray:
@@ -214,18 +228,21 @@ def _params(strings: np.ndarray) -> np.ndarray:
     )
 
 
-def _part_features(strings: np.ndarray) -> np.ndarray:
-    """(10, n) float64 :data:`PART_FEATURES` of every string, in blocks of similar length."""
+def _part_features(strings: np.ndarray, block_cells: int) -> np.ndarray:
+    """(10, n) float64 :data:`PART_FEATURES` of every string, in blocks of similar length.
+
+    A block is the largest run of length-sorted strings whose padded matrix has at most
+    ``block_cells`` characters (or a single longer string).
+    """
     n = len(strings)
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
     out = np.zeros((len(PART_FEATURES), n))
     order = np.argsort(lengths, kind="stable")
     start = 0
     while start < n:
-        # the largest block of (length-sorted) strings whose padded matrix fits BLOCK_CELLS
-        stop = min(n, start + BLOCK_CELLS // max(int(lengths[order[start]]), 1))
-        while stop - start > 1 and (stop - start) * int(lengths[order[stop - 1]]) > BLOCK_CELLS:
-            stop = start + max(1, BLOCK_CELLS // int(lengths[order[stop - 1]]))
+        stop = min(n, start + max(1, block_cells // max(int(lengths[order[start]]), 1)))
+        while stop - start > 1 and (stop - start) * int(lengths[order[stop - 1]]) > block_cells:
+            stop = start + max(1, block_cells // int(lengths[order[stop - 1]]))
         rows = order[start:stop]
         width = int(lengths[rows[-1]])
         if width:
@@ -282,7 +299,7 @@ def _bartos(columns: Iterable[Tensor], offsets: Tensor, bins: int) -> Tensor:
     out = []
     for x in columns:
         s = seg.segment_sort(x, offsets)
-        lo, hi = _first_last(s, offsets)
+        lo, hi = seg.segment_first(s, offsets), seg.segment_last(s, offsets)
         width = hi - lo
         u = (s - lo[ids]) / torch.where(width > 0, width, 1.0)[ids]
         out += [
@@ -290,15 +307,6 @@ def _bartos(columns: Iterable[Tensor], offsets: Tensor, bins: int) -> Tensor:
             _pair_histogram(s, offsets, ids, edges),
         ]
     return torch.cat(out, dim=1)
-
-
-def _first_last(ordered: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
-    """Smallest and largest value per segment of segment-sorted 1-d ``ordered`` (empty: garbage)."""
-    if ordered.numel() == 0:
-        return (ordered.new_zeros(offsets.numel() - 1),) * 2
-    return ordered[offsets[:-1].clamp(max=ordered.numel() - 1)], ordered[
-        (offsets[1:] - 1).clamp(min=0)
-    ]
 
 
 def _pair_histogram(s: Tensor, offsets: Tensor, ids: Tensor, edges: Tensor) -> Tensor:
@@ -314,16 +322,13 @@ def _pair_histogram(s: Tensor, offsets: Tensor, ids: Tensor, edges: Tensor) -> T
     pairs = n * (n - 1) // 2
     diffs, diff_offsets = seg.segment_diff(s, offsets)
     dmin = seg.segment_min(diffs, diff_offsets)
-    first, last = _first_last(s, offsets)
-    spread = (last - first) - dmin
+    spread = (seg.segment_last(s, offsets) - seg.segment_first(s, offsets)) - dmin
     varied = (n > 1) & (spread > 0)
     scale = torch.where(varied, spread, 1.0)
     dmin_of, scale_of, end_of = dmin[ids], scale[ids], offsets[1:][ids]
-    run_start = torch.ones_like(ids, dtype=torch.bool)
-    run_start[1:] = (s[1:] != s[:-1]) | (ids[1:] != ids[:-1])
-    starts = torch.nonzero(run_start).squeeze(1)
-    run = torch.cumsum(run_start, 0) - 1
-    run_first, run_end = starts[run], torch.cat([starts[1:], starts.new_tensor([s.numel()])])[run]
+    runs = seg.run_offsets(ids, s)  # runs of equal values within a segment
+    run = seg.segment_ids(runs, s.numel())
+    run_first, run_end = runs[:-1][run], runs[1:][run]
 
     def below(j: Tensor, i: Tensor, e: Tensor) -> Tensor:
         return ((s[j] - s[i]) - dmin_of[i]) / scale_of[i] < e
@@ -346,7 +351,7 @@ def _pair_histogram(s: Tensor, offsets: Tensor, ids: Tensor, edges: Tensor) -> T
     )
     index = torch.arange(s.numel(), device=s.device).unsqueeze(1)
     pos, moved = step(torch.maximum(pos, index + 1), index, edges)
-    flat, todo = pos.view(-1), torch.nonzero(moved.view(-1)).squeeze(1)
+    flat, todo = pos.view(-1), seg.nonzero(moved.view(-1))
     while todo.numel():  # rounding of the thresholds: rarely more than one run of equal values
         flat[todo], moved = step(flat[todo], todo // edges.numel(), edges[todo % edges.numel()])
         todo = todo[moved]

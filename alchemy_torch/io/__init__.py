@@ -1,7 +1,12 @@
 """Data in: readers from raw logs to the canonical record DataFrames of DESIGN.md.
 
-    flows = read_flows("conn.log.gz")   # Zeek TSV/JSON, Argus, nfdump, CSV, Parquet; gzip or not
-    flows.attrs["dropped_halves"], flows.attrs["skipped_lines"]
+    flows = read_flows("conn.log.gz")  # gzip or not; the format is detected from the content
+    flows.attrs["dropped_halves"], flows.attrs["skipped_lines"], flows.attrs["ignored"]
+
+Formats (FORMATS): Zeek TSV/JSON/CSV, Argus binetflow, nfdump CSV, Suricata EVE JSON,
+CICFlowMeter CSV (CIC-IDS2017/2018), UNSW-NB15 CSV, plain CSV or Parquet; each module
+(:mod:`.zeek`, :mod:`.argus`, :mod:`.eve`, :mod:`.cicflowmeter`, :mod:`.unsw`, :mod:`.tables`)
+documents what it reads.
 
 See :mod:`alchemy_torch.io.schema` for the columns and dtypes of each kind.
 """

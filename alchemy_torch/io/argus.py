@@ -5,9 +5,9 @@ TotBytes,SrcBytes,Label``. SrcAddr is the originator, DstAddr the responder (= s
 Per direction: bytes are SrcBytes and TotBytes - SrcBytes (or DstBytes); packets are SrcPkts
 and DstPkts where the export has them, else **estimated**: a direction without bytes has no
 packets, and otherwise TotPkts is split in proportion to bytes, at least one packet per
-direction. Flags are the two halves of ``State`` ('SPA_SA' -> 'SPA', 'SA'); '' for non-TCP
-states. Ports may be hex (ICMP type/code '0x0303'; ESP puts its 32-bit SPI there); an empty
-port reads as 0.
+direction (``df.attrs["filled"]["pkts"]`` counts the records estimated). Flags are the two
+halves of ``State`` ('SPA_SA' -> 'SPA', 'SA'); '' for non-TCP states. Ports may be hex
+(ICMP type/code '0x0303'; ESP puts its 32-bit SPI there); an empty port reads as 0.
 Labels (``flow=From-Botnet-V47-TCP-CC73-...``): Botnet -> 1, Normal -> 0, Background -> -1;
 ``detailed_label`` keeps the text after 'flow='.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import schema
+from . import directions
 from .fields import ARGUS_LABELS, Fields
 
 TIME_FORMAT = "%Y/%m/%d %H:%M:%S.%f"
@@ -42,8 +42,9 @@ FIELDS = (
 )
 
 
-def binetflow(f: Fields, meta: dict) -> tuple[dict, int]:
-    """binetflow rows -> one-way flow columns and the number of empty halves dropped."""
+def binetflow(f: Fields, options: dict) -> tuple[dict, dict]:
+    """binetflow rows -> one-way flow columns and the report (halves dropped, packets
+    estimated)."""
     f.require("StartTime", "Proto", "SrcAddr", "DstAddr", "TotPkts", "TotBytes", "SrcBytes")
     total_pkts = f.number("TotPkts", lo=0)
     total_bytes = f.number("TotBytes", lo=0)
@@ -58,7 +59,7 @@ def binetflow(f: Fields, meta: dict) -> tuple[dict, int]:
     state = f.text("State")
     two_sided = state.str.contains("_", regex=False).to_numpy(bool)
     out = {
-        "ts": f.time("StartTime", fmt=TIME_FORMAT),
+        "ts": f.time("StartTime", formats=(TIME_FORMAT,)),
         "duration": f.number("Dur", integer=False, default=np.nan),
         "proto": f.text("Proto", required=True).str.lower(),
         "src": f.text("SrcAddr", required=True),
@@ -75,31 +76,13 @@ def binetflow(f: Fields, meta: dict) -> tuple[dict, int]:
     if f.has("Label"):
         out["label"] = f.labels("Label", ARGUS_LABELS)
         out["detailed_label"] = f.text("Label").str.replace(r"^flow=", "", regex=True)
-    c = f.commit(out)
-    common = {k: c[k] for k in ("ts", "proto", "duration", *schema.LABELS) if k in c}
-    common["server"] = c["dst"]
-    return schema.one_way(
-        common,
-        dict(
-            src=c["src"],
-            dst=c["dst"],
-            sport=c["sport"],
-            dport=c["dport"],
-            pkts=c["spkts"],
-            bytes=c["sbytes"],
-            flags=c["sflags"],
-        ),
-        dict(
-            src=c["dst"],
-            dst=c["src"],
-            sport=c["dport"],
-            dport=c["sport"],
-            pkts=c["dpkts"],
-            bytes=c["dbytes"],
-            flags=c["dflags"],
-        ),
-        keep_empty=meta["keep_empty"],
+    out, dropped = directions.one_way(
+        f.commit(out),
+        {"pkts": ("spkts", "dpkts"), "bytes": ("sbytes", "dbytes"), "flags": ("sflags", "dflags")},
+        keep_empty=options.get("keep_empty", False),
     )
+    estimated = {} if f.has("SrcPkts") else {"pkts": len(out["pkts"])}
+    return out, {"dropped_halves": dropped, "filled": estimated}
 
 
 def _split_packets(total, src_bytes, dst_bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -109,3 +92,6 @@ def _split_packets(total, src_bytes, dst_bytes) -> tuple[np.ndarray, np.ndarray]
     src = np.clip(np.rint(total * share), 1, np.maximum(total - 1, 1)).astype(np.int64)
     src = np.where(both, src, np.where(src_bytes > 0, total, 0))
     return src, total - src
+
+
+ADAPTERS = {"flows": binetflow}

@@ -18,7 +18,7 @@ from pandas.api import types as pdt
 from .errors import DataFormatError
 from .source import RawTable
 
-_EPOCH = pd.Timestamp(0, tz="UTC")
+_TICKS_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 # Per-record label vocabularies: (regex, code) tried in order, case-insensitive.
 ZEEK_LABELS = (
@@ -33,11 +33,14 @@ def _is_number(s: pd.Series) -> bool:
     return pdt.is_numeric_dtype(s) and not pdt.is_bool_dtype(s)
 
 
-_NUMBER = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$"
+_NUMBER = r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?(?i:nan|inf|infinity)$"
 
 
 def _to_float(s: pd.Series) -> np.ndarray:
-    """float64 copy of a column; NaN where unset or not a number (vectorized in arrow)."""
+    """float64 copy of a column; NaN where unset or not a number (vectorized in arrow).
+
+    'NaN', 'inf' and 'Infinity' (any case, signed) are numbers: callers decide about them.
+    """
     if _is_number(s):
         return s.to_numpy(np.float64, na_value=np.nan, copy=True)
     try:
@@ -71,12 +74,14 @@ class Fields:
     def require(self, *names: str) -> None:
         for name in names:
             if not self.has(name):
+                found = ", ".join(self.table.source_name(c) for c in self.frame.columns)
                 raise DataFormatError(
-                    self.table.path,
-                    self.table.header_line,
-                    name,
-                    f"missing field (found: {', '.join(map(str, self.frame.columns))})",
+                    self.table.path, self.table.header_line, name, f"missing field (found: {found})"
                 )
+
+    def is_unset(self, name: str) -> np.ndarray:
+        """Rows where field ``name`` (which must be present) has no value."""
+        return self._raw(name, True).isna().to_numpy()
 
     def _raw(self, name: str, required: bool) -> pd.Series:
         """The column, unset tokens as NaN; an absent column is all-unset unless required."""
@@ -116,7 +121,8 @@ class Fields:
                 v[hexes] = s[hexes].map(_parse_hex).to_numpy(np.float64)
             self.flag(present & np.isnan(v), name, "not a number", s)
             if integer:
-                self.flag(present & (v != np.floor(v)) & ~np.isnan(v), name, "not an integer", s)
+                whole = np.isfinite(v) & (v == np.floor(v))
+                self.flag(present & ~np.isnan(v) & ~whole, name, "not an integer", s)
         if default is None:
             self.flag(~present, name, "missing value", s)
         if lo is not None:
@@ -130,24 +136,23 @@ class Fields:
             return v
         return np.where(present & ~np.isnan(v), v, np.nan if default is None else default)
 
-    def time(self, name: str, *, fmt: str | None = None) -> np.ndarray:
-        """Seconds since the epoch (float64) from epoch numbers or date strings: ``fmt``
-        (default ISO 8601), then any format pandas recognises. Naive times are UTC."""
-        s = self._raw(name, True)
+    def time(
+        self, name: str, *, formats=("ISO8601",), guess: bool = True, required: bool = True
+    ) -> np.ndarray:
+        """Seconds since the epoch (float64) from epoch numbers or date strings in the first
+        of ``formats`` (strptime patterns or 'ISO8601') that fits, then (``guess``) any format
+        pandas recognises. Naive times are UTC. Unset: an error if ``required``, else NaN."""
+        s = self._raw(name, required)
         present = s.notna().to_numpy()
-        if pdt.is_datetime64_any_dtype(s):  # Parquet timestamps
-            s = s.dt.tz_localize("UTC") if s.dt.tz is None else s
-            v = (s - _EPOCH).dt.total_seconds().to_numpy(np.float64, na_value=np.nan)
-        else:
-            v = _to_float(s)
-        for how in (fmt or "ISO8601", "mixed"):
+        v = _epoch_seconds(s) if pdt.is_datetime64_any_dtype(s) else _to_float(s)
+        for how in (*formats, "mixed") if guess else formats:
             todo = present & np.isnan(v)
             if todo.any():
-                dt = pd.to_datetime(s[todo], format=how, errors="coerce", utc=True)
-                v[todo] = (dt - _EPOCH).dt.total_seconds().to_numpy(np.float64, na_value=np.nan)
-        self.flag(~present, name, "missing value", s)
+                v[todo] = _parse_times(s[todo].astype("str"), how)
+        if required:
+            self.flag(~present, name, "missing value", s)
         self.flag(present & ~np.isfinite(v), name, "unparseable timestamp", s)
-        return np.where(np.isfinite(v), v, 0.0)
+        return np.where(np.isfinite(v), v, 0.0 if required else np.nan)
 
     def lists(self, name: str, *, sep: str = ",", integer: bool = False):
         """Per-record lists (python lists of str, or of int if ``integer``) and their lengths.
@@ -165,43 +170,66 @@ class Fields:
             parts = text[present].str.split(sep, regex=False)
         lengths = np.zeros(len(s), np.int64)
         lengths[present] = parts.map(len).to_numpy(np.int64)
-        flat = parts[parts.map(len) > 0].explode()
+        flat = parts[parts.map(len) > 0].explode().reset_index(drop=True)
+        owner = np.repeat(np.arange(len(s)), lengths)
         if integer:
-            num = _to_float(flat.reset_index(drop=True))
-            bad = np.zeros(len(s), bool)
-            bad[np.repeat(np.arange(len(s)), lengths)[np.isnan(num)]] = True
-            self.flag(bad, name, "not a list of numbers", s)
+            num = _to_float(flat)
+            self.flag(
+                np.isin(np.arange(len(s)), owner[np.isnan(num)]), name, "not a list of numbers", s
+            )
             values = pa.array(np.rint(np.nan_to_num(num)).astype(np.int64))
         else:
-            values = pa.array(flat.astype(str).to_numpy(dtype=object), pa.string())
+            missing = flat.isna().to_numpy()
+            self.flag(
+                np.isin(np.arange(len(s)), owner[missing]), name, "an item without a value", s
+            )
+            values = pa.array(flat.where(~missing, "").astype(str).to_numpy(object), pa.string())
         offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int64())
         lists = np.empty(len(s), object)
         lists[:] = pa.LargeListArray.from_arrays(offsets, values).to_pylist()
         return lists, lengths
 
     def labels(self, name: str, vocabulary=ZEEK_LABELS) -> np.ndarray:
-        """Per-record label codes (int8): 1 malicious, 0 benign, -1 unknown/background."""
+        """Per-record label codes (int8): 1 malicious, 0 benign, -1 unknown/background.
+
+        Numbers must be -1, 0 or 1; text is matched against ``vocabulary`` ((regex, code)
+        pairs tried in order, case-insensitive); anything else is an unknown label.
+        """
         s = self.frame[name].reset_index(drop=True)
-        if _is_number(s):
-            v = s.to_numpy(np.float64, na_value=np.nan)
-            bad = ~np.isin(v, (-1.0, 0.0, 1.0))
-            self.flag(bad, name, "label not in {-1, 0, 1}", s)
-            return np.where(bad, -1, v).astype(np.int8)
-        text = s.astype("str").fillna("").str.strip()
+        v = _to_float(s)
+        number = ~np.isnan(v)
         codes = np.full(len(s), 2, np.int8)  # 2 = no rule matched yet
+        codes[number] = np.where(np.isin(v[number], (-1.0, 0.0, 1.0)), v[number], 3)
+        self.flag(codes == 3, name, "label not in {-1, 0, 1}", s)
+        text = s.astype("str").fillna("").str.strip()
         for pattern, code in vocabulary:
             hit = text.str.contains(pattern, case=False, regex=True).to_numpy(bool)
             codes[(codes == 2) & hit] = code
         self.flag(codes == 2, name, "unknown label", s)
-        codes[codes == 2] = -1
+        codes[codes >= 2] = -1
         return codes
+
+    def label_columns(self, details=("detailed_label",)) -> dict:
+        """``label`` (:meth:`labels`) and ``detailed_label`` (the first of ``details``
+        present), where the table has them."""
+        out = {}
+        if self.has("label"):
+            out["label"] = self.labels("label")
+        detail = self.first(*details)
+        if detail:
+            out["detailed_label"] = self.text(detail)
+        return out
 
     # -- validation -------------------------------------------------------------------------
     def flag(self, bad: np.ndarray, name: str, message: str, values: pd.Series) -> None:
         """Note rows where ``bad`` holds: ``message`` about field ``name``."""
         if bad.any():
-            i = int(np.argmax(bad))
-            self._bad.append((bad, name, f"{message}: {values.iloc[i]!r}"))
+            value = values.iloc[int(np.argmax(bad))]
+            unset = (
+                value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+            )
+            shown = "unset" if unset else repr(value)
+            self._bad.append((bad, self.table.source_name(name), f"{message}: {shown}"))
 
     def commit(self, columns: dict) -> dict:
         """Raise for the earliest bad line, or (lenient) drop bad rows from ``columns``."""
@@ -219,6 +247,41 @@ class Fields:
             k: v[keep].reset_index(drop=True) if isinstance(v, pd.Series) else v[keep]
             for k, v in columns.items()
         }
+
+
+def _parse_times(strings: pd.Series, how: str) -> np.ndarray:
+    """Seconds since the epoch of date strings in format ``how`` (NaN where they do not fit):
+    arrow's parsers where they apply (ISO 8601 with one kind of zone; strptime patterns
+    without %f), pandas for the rest."""
+    values = pa.array(strings.to_numpy(object), pa.string())
+    seconds = np.full(len(values), np.nan)
+    if how == "ISO8601":
+        for unit in (pa.timestamp("us", tz="UTC"), pa.timestamp("us")):  # zoned, or naive
+            try:
+                seconds = _arrow_seconds(values.cast(unit))
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+    elif how != "mixed" and "%f" not in how:
+        seconds = _arrow_seconds(pc.strptime(values, format=how, unit="us", error_is_null=True))
+    rest = np.isnan(seconds)
+    if rest.any():
+        dt = pd.to_datetime(strings[rest], format=how, errors="coerce", utc=True)
+        seconds[rest] = _epoch_seconds(dt)
+    return seconds
+
+
+def _arrow_seconds(times: pa.Array) -> np.ndarray:
+    """Seconds since the epoch of an arrow microsecond timestamp array; null -> NaN."""
+    micros = pc.cast(times, pa.int64()).to_numpy(zero_copy_only=False)
+    return np.asarray(micros, np.float64) / 1e6
+
+
+def _epoch_seconds(times: pd.Series) -> np.ndarray:
+    """Seconds since the epoch of datetimes (naive ones are UTC) in any unit; NaT -> NaN."""
+    ticks = times.dt.tz_localize(None) if times.dt.tz is None else times.dt.tz_convert(None)
+    seconds = ticks.array.asi8 / _TICKS_PER_SECOND[ticks.dt.unit]
+    return np.where(ticks.isna().to_numpy(), np.nan, seconds)
 
 
 def _parse_hex(value: str) -> float:

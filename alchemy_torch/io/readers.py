@@ -1,16 +1,25 @@
-"""The public readers: a file (plain or gzip) -> a canonical DataFrame of one kind."""
+"""The public readers: a file (plain or gzip) -> a canonical DataFrame of one kind.
+
+Reading is four steps: detect the format from the content; parse the container (delimited
+text, Zeek TSV, JSON lines, Suricata EVE, Parquet) into a raw table whose columns carry the
+format's field names (the file's own spellings resolved, see :func:`field_names`); validate and
+convert the fields a kind needs (:class:`~.fields.Fields`, one adapter per format and kind);
+build the canonical frame and its report (``df.attrs``).
+"""
 
 from __future__ import annotations
 
-import csv
 import gzip
+import ipaddress
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from . import argus, schema, tables, zeek
+from . import argus, cicflowmeter, eve, schema, tables, unsw, zeek
 from .errors import DataFormatError
 from .fields import Fields
 from .source import (
@@ -23,31 +32,76 @@ from .source import (
     parse_json_lines,
     parse_parquet,
     read_bytes,
+    split_header,
 )
 
-FORMATS = ("zeek", "zeek-json", "zeek-csv", "argus", "nfdump", "csv", "parquet")
+FORMATS = (
+    "zeek",
+    "zeek-json",
+    "zeek-csv",
+    "argus",
+    "nfdump",
+    "csv",
+    "parquet",
+    "eve",
+    "cicflowmeter",
+    "unsw-nb15",
+)
 _SNIFF_BYTES = 1 << 16
-_SCHEMA = {
+
+
+@dataclass(frozen=True)
+class Fieldset:
+    """A family of field names (one or more formats) and the adapters that turn them into
+    canonical records (:mod:`.schema`).
+
+    ``fields(kind)``: the fields read for a kind; ``numeric``: those parsed as numbers;
+    ``adapters``: kind -> adapter(Fields, options) -> (columns, report); ``unset``: tokens that
+    mean no value; ``spelling``: a file column -> the field it spells (alternative spellings).
+    """
+
+    name: str
+    fields: Callable[[str], frozenset]
+    numeric: frozenset
+    adapters: dict
+    unset: tuple = ()
+    spelling: Callable[[str], str] = field(default=lambda column: column)
+
+
+FIELDSETS = {
+    "zeek": Fieldset("zeek", zeek.fields, zeek.NUMERIC, zeek.ADAPTERS, zeek.UNSET, zeek.spelling),
+    "argus": Fieldset("argus", lambda kind: argus.FIELDS, argus.NUMERIC, argus.ADAPTERS),
+    "nfdump": Fieldset(
+        "nfdump", lambda kind: tables.NFDUMP_FIELDS, tables.NFDUMP_NUMERIC, tables.NFDUMP
+    ),
+    "table": Fieldset("table", tables.fields, tables.NUMERIC, tables.ADAPTERS),
+    "eve": Fieldset("eve", eve.fields, frozenset(), eve.ADAPTERS),
+    "cicflowmeter": Fieldset(
+        "cicflowmeter",
+        lambda kind: cicflowmeter.FIELDS,
+        cicflowmeter.NUMERIC,
+        cicflowmeter.ADAPTERS,
+        spelling=cicflowmeter.spelling,
+    ),
+    "unsw-nb15": Fieldset(
+        "unsw-nb15",
+        lambda kind: unsw.FIELDS,
+        unsw.NUMERIC,
+        unsw.ADAPTERS,
+        unsw.UNSET,
+        spelling=unsw.spelling,
+    ),
+}
+FIELDSET_OF = {  # format -> fieldset (Parquet: sniffed from its column names)
     "zeek": "zeek",
     "zeek-json": "zeek",
     "zeek-csv": "zeek",
     "argus": "argus",
     "nfdump": "nfdump",
     "csv": "table",
-}  # format -> field schema (Parquet: sniffed)
-# field schema -> (fields to parse for a kind, numeric fields, adapter per kind)
-_ADAPTERS = {
-    "zeek": (
-        lambda kind: set(zeek.FIELDS[kind]) | {"label", *zeek.DETAIL},
-        zeek.NUMERIC,
-        zeek.ADAPTERS,
-    ),
-    "argus": (lambda kind: set(argus.FIELDS), argus.NUMERIC, {"flows": argus.binetflow}),
-    "nfdump": (
-        lambda kind: set(tables.NFDUMP_FIELDS),
-        tables.NFDUMP_NUMERIC,
-        {"flows": tables.nfdump},
-    ),
+    "eve": "eve",
+    "cicflowmeter": "cicflowmeter",
+    "unsw-nb15": "unsw-nb15",
 }
 
 
@@ -57,24 +111,43 @@ def detect_format(path) -> str:
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    first = text.split(b"\n", 1)[0]
     if text.startswith(b"#"):
         return "zeek"
     if text.startswith(b"{"):
-        return "zeek-json"
-    first = text.split(b"\n", 1)[0].decode("utf-8", "replace")
-    return _format_of(next(csv.reader([first]), []))
+        return "eve" if b'"event_type"' in first else "zeek-json"
+    return _format_of(split_header(first.decode("utf-8", "replace")))
 
 
 def _format_of(columns) -> str:
-    """The format a table's column names reveal ('csv' when none)."""
+    """The format a table's column names (or, headerless, first row) reveal ('csv': none)."""
     cols = {str(c).strip() for c in columns}
+    spelled = {zeek.spelling(c) for c in cols}
     if {"StartTime", "SrcAddr", "DstAddr", "TotPkts"} <= cols:
         return "argus"
-    if {"id.orig_h", "id.resp_h"} <= cols:
+    if {"id.orig_h", "id.resp_h"} <= spelled:
         return "zeek-csv"
     if {"ts", "te", "sa", "da"} <= cols:
         return "nfdump"
+    if {"Flow Duration", "Tot Fwd Pkts"} <= {cicflowmeter.spelling(c) for c in cols}:
+        return "cicflowmeter"
+    if {"sbytes", "dbytes", "spkts", "dpkts"} <= {unsw.spelling(c) for c in cols}:
+        return "unsw-nb15"
+    if _is_unsw_row(list(columns)):
+        return "unsw-nb15"
     return "csv"
+
+
+def _is_unsw_row(values: list) -> bool:
+    """A headerless UNSW-NB15 row: the published 49 columns, an address and epoch times."""
+    if len(values) != len(unsw.COLUMNS):
+        return False
+    try:
+        ipaddress.ip_address(str(values[0]).strip())
+    except ValueError:
+        return False
+    stime, ltime = (str(values[unsw.COLUMNS.index(c)]).strip() for c in ("stime", "ltime"))
+    return stime.isdigit() and ltime.isdigit()
 
 
 def _head(path) -> bytes:
@@ -96,59 +169,64 @@ def read_flows(
     columns: dict | None = None,
     lenient: bool = False,
     keep_empty: bool = False,
+    estimate_packets: bool = False,
 ) -> pd.DataFrame:
-    """One-way flow records (:mod:`.schema`) from Zeek conn, Argus, nfdump or a plain table.
+    """One-way flow records (:mod:`.schema`) from Zeek conn, Argus, nfdump, Suricata EVE
+    ``flow`` events, CICFlowMeter (CIC-IDS2017/2018) or UNSW-NB15 CSV, or a plain table.
 
-    ``format``: one of FORMATS, detected from the content when None. ``columns``: for plain
-    CSV/Parquet, {canonical name: file column}. ``lenient``: skip bad lines instead of raising
-    :class:`DataFormatError`, with a warning; ``df.attrs`` reports ``skipped_lines``,
-    ``dropped_halves`` (empty directions of bidirectional rows; kept with 0 packets if
-    ``keep_empty``), ``absent_fields`` and ``format``.
+    ``format``: one of FORMATS, detected from the content when None. ``columns``: {field the
+    format's reader expects: column in the file}, for files whose columns are named
+    differently: canonical names (:mod:`.schema`) for plain CSV/Parquet tables, the format's
+    own names otherwise (Zeek: ``id.orig_h``, ...). ``lenient``: skip bad lines instead of
+    raising :class:`DataFormatError`, with a warning. ``keep_empty``: keep the empty direction
+    of bidirectional rows (with 0 packets). ``estimate_packets``: estimate packet counts that
+    the file leaves unset (Zeek conn.log without the conn size analyzer) instead of raising.
+
+    ``df.attrs``: ``format``; ``skipped_lines`` (bad lines skipped, lenient only);
+    ``dropped_halves`` (empty directions dropped); ``absent_fields`` (optional fields the file
+    lacks); ``ignored`` ({what: count} of lines that are no records: other EVE event types,
+    repeated header lines, ...); ``filled`` ({column: count} of records whose value was
+    estimated or unknown: packets, durations, TTLs; see each format's module).
     """
-    return _read("flows", path, format, columns, lenient, keep_empty)
+    options = dict(keep_empty=keep_empty, estimate_packets=estimate_packets)
+    return _read("flows", path, format, columns, lenient, options)
 
 
 def read_http(
     path, format: str | None = None, *, columns: dict | None = None, lenient: bool = False
 ) -> pd.DataFrame:
-    """HTTP request records (:mod:`.schema`) from Zeek http.log or a plain table.
-
-    Arguments and ``attrs`` as :func:`read_flows`.
-    """
-    return _read("http", path, format, columns, lenient)
+    """HTTP request records (:mod:`.schema`) from Zeek http.log, Suricata EVE ``http``
+    events or a plain table. Arguments and ``attrs`` as :func:`read_flows`."""
+    return _read("http", path, format, columns, lenient, {})
 
 
 def read_dns(
     path, format: str | None = None, *, columns: dict | None = None, lenient: bool = False
 ) -> pd.DataFrame:
-    """DNS records (:mod:`.schema`) from Zeek dns.log or a plain table.
-
-    Arguments and ``attrs`` as :func:`read_flows`.
-    """
-    return _read("dns", path, format, columns, lenient)
+    """DNS records (:mod:`.schema`) from Zeek dns.log, Suricata EVE ``dns`` events or a plain
+    table. Arguments and ``attrs`` as :func:`read_flows`."""
+    return _read("dns", path, format, columns, lenient, {})
 
 
-def _read(kind: str, path, format, columns, lenient, keep_empty=False) -> pd.DataFrame:
+def _read(kind: str, path, format, columns, lenient, options) -> pd.DataFrame:
     path = str(Path(path))
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
-    table, schema_name, meta = _container(path, fmt, kind, columns, lenient)
-    f = Fields(table, lenient=lenient, unset=zeek.UNSET if schema_name == "zeek" else ())
-    if schema_name == "table":
-        adapter = tables.table(kind)
-        tables.rename(f, kind, columns)
-    else:
-        adapter = _ADAPTERS[schema_name][2].get(kind)
-        if adapter is None:
-            raise DataFormatError(path, None, None, f"a {schema_name} file holds flows, not {kind}")
-    cols, dropped = adapter(f, {**meta, "keep_empty": keep_empty})
+    table, spec, facts = _container(path, fmt, kind, columns, lenient)
+    adapter = spec.adapters.get(kind)
+    if adapter is None:
+        raise DataFormatError(path, None, None, f"a {fmt} file holds flows, not {kind}")
+    f = Fields(table, lenient=lenient, unset=spec.unset)
+    cols, report = adapter(f, {**facts, **options})
     out = schema.frame(kind, cols)
     out.attrs.update(
         format=fmt,
         skipped_lines=table.skipped,
-        dropped_halves=dropped,
-        absent_fields=sorted(set(f.absent)),
+        dropped_halves=report.get("dropped_halves", 0),
+        absent_fields=sorted({table.source_name(n) for n in f.absent}),
+        ignored={**table.ignored, **report.get("ignored", {})},
+        filled=report.get("filled", {}),
     )
     if table.skipped:
         line, fld, msg = table.problems[0]
@@ -160,58 +238,139 @@ def _read(kind: str, path, format, columns, lenient, keep_empty=False) -> pd.Dat
     return out
 
 
-def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, str, dict]:
-    """Parse the container; returns (raw table, field schema, schema metadata).
-
-    The field schema follows the format, except that a ``columns`` mapping always means a
-    plain table; Parquet files are sniffed by their column names.
-    """
-    name = "table" if columns is not None else _SCHEMA.get(fmt)
+def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, Fieldset, dict]:
+    """Parse the container; returns (raw table with field names, fieldset, header facts)."""
     if fmt == "parquet":
         table = parse_parquet(path)
-        return table, name or _SCHEMA[_format_of(table.frame.columns)], {}
-    wanted, numeric = _fields(name, kind, columns)
-    data = read_bytes(path)
-    if fmt == "zeek":
-        table, meta = zeek.read_tsv(
-            Text(path, data, quote=False), kind, wanted, numeric, lenient=lenient
-        )
-        return table, name, meta
+        names = list(table.frame.columns)
+        sniffed = set(names) - set((columns or {}).values()) | set(columns or {})
+        spec = FIELDSETS[FIELDSET_OF[_format_of(sniffed)]]
+        table.rename(field_names(path, names, None, spec, kind, columns))
+        return table, spec, {}
+    spec = FIELDSETS[FIELDSET_OF[fmt]]
+    text = Text(path, read_bytes(path), quote=fmt not in ("zeek", "zeek-json", "eve"))
+    if fmt == "eve":
+        if columns:
+            raise ValueError("columns= does not apply to EVE files (nested JSON, see io.eve)")
+        return eve.read(text, kind, lenient=lenient), spec, {}
     if fmt == "zeek-json":
-        return parse_json_lines(Text(path, data, quote=False), lenient=lenient), name, {}
-    text = Text(path, data, quote=True)
-    names, header_line, records = csv_header(text, np.flatnonzero(~text.empty))
-    if name == "nfdump":
-        records = _before(text, records, tables.SUMMARY)
-    usecols = [c for c in names if c in wanted]
+        table = parse_json_lines(text, lenient=lenient)
+        table.rename(field_names(path, list(table.frame.columns), None, spec, kind, columns))
+        return table, spec, {}
+    if fmt == "zeek":
+        table, facts = zeek.read_tsv(
+            text,
+            kind,
+            lambda names, line: field_names(path, names, line, spec, kind, columns),
+            wanted(spec, kind),
+            spec.numeric,
+            lenient=lenient,
+        )
+        return table, spec, facts
+    return _delimited(text, fmt, kind, spec, columns, lenient), spec, {}
+
+
+def _delimited(text: Text, fmt, kind, spec: Fieldset, columns, lenient) -> RawTable:
+    """A comma-separated table: header (or UNSW-NB15's published columns), records, fields.
+
+    Lines that are no records are dropped and counted: repeated header lines (concatenated
+    exports), rows of separators only, nfdump's trailing summary.
+    """
+    records, ignored = np.flatnonzero(~text.empty), {}
+    if fmt == "unsw-nb15" and len(records) and _is_unsw_row(split_header(text.record(records[0]))):
+        names, header_line = list(unsw.COLUMNS), None
+    else:
+        header = text.data[text.starts[records[0]] : text.ends[records[0]]] if len(records) else b""
+        names, header_line, records = csv_header(text, records)
+        records = _drop(records, text.same_as(records, header), "repeated header", ignored)
+    if fmt == "nfdump":
+        summary = np.flatnonzero(text.same_as(records, tables.SUMMARY))
+        tail = np.arange(len(records)) >= (summary[0] if len(summary) else len(records))
+        records = _drop(records, tail, "nfdump summary", ignored)
+    counts = text.field_counts(",", records)
+    separators_only = counts - 1 == text.ends[records] - text.starts[records]
+    records = _drop(records, separators_only, "row of separators only", ignored)
+    fields = field_names(text.path, names, header_line, spec, kind, columns)
+    usecols = [c for c in fields if c in wanted(spec, kind)]
     table = parse_delimited(
         text,
         records,
-        names,
+        fields,
         sep=",",
         lenient=lenient,
         header_line=header_line,
         usecols=usecols,
-        dtype={c: str for c in usecols if c not in numeric},
+        dtype={c: str for c in usecols if c not in spec.numeric},
         na_values=[""],
+        counts=counts[~separators_only],
     )
-    return table, name, {}
+    table.names.update({f: n for f, n in zip(fields, names) if f != n})
+    table.ignored.update(ignored)
+    return table
 
 
-def _fields(name: str, kind: str, columns: dict | None) -> tuple[set, set]:
-    """(file columns to parse, those to parse as numbers) for a field schema and kind."""
-    if name == "table":
-        mapping = columns or {}
-        canonical = set(tables.REQUIRED[kind]) | set(tables.OPTIONAL[kind]) | set(schema.LABELS)
-        return (
-            {mapping.get(c, c) for c in canonical} | set(mapping.values()),
-            {mapping.get(c, c) for c in tables.NUMERIC},
-        )
-    return _ADAPTERS[name][0](kind), _ADAPTERS[name][1]
+def _drop(records: np.ndarray, drop: np.ndarray, what: str, ignored: dict) -> np.ndarray:
+    """``records`` without those marked ``drop``, counted in ``ignored[what]``."""
+    if drop.any():
+        ignored[what] = ignored.get(what, 0) + int(drop.sum())
+    return records[~drop]
 
 
-def _before(text: Text, records: np.ndarray, marker: bytes) -> np.ndarray:
-    """``records`` up to (not including) the first one that is exactly ``marker``."""
-    same_length = records[text.ends[records] - text.starts[records] == len(marker)]
-    hits = [i for i in same_length if text.data[text.starts[i] : text.ends[i]] == marker]
-    return records[records < hits[0]] if hits else records
+def wanted(spec: Fieldset, kind: str) -> set:
+    """The fields read for ``kind``."""
+    return set(spec.fields(kind))
+
+
+def field_names(path, names, header_line, spec: Fieldset, kind: str, columns) -> list[str]:
+    """The field name of each file column: ``columns`` ({field: file column}) first, then the
+    format's alternative spellings where one column alone spells a field.
+
+    Duplicate column names get pandas' '.1', '.2' suffixes. A field spelled by two columns,
+    neither of which has the field's exact name, is ambiguous (an error naming both).
+    """
+    names = _deduplicated(names)
+    mapping = dict(columns or {})
+    known = wanted(spec, kind)
+    for name, column in mapping.items():
+        if name not in known:
+            raise DataFormatError(
+                path,
+                None,
+                name,
+                f"not a {spec.name} {kind} field; known: {', '.join(sorted(known))}"
+                + (
+                    " (canonical names need format='csv' or 'parquet')"
+                    if spec.name != "table"
+                    else ""
+                ),
+            )
+        if column not in names:
+            raise DataFormatError(
+                path, header_line, column, f"missing field (found: {', '.join(names)})"
+            )
+    by_column = {column: name for name, column in mapping.items()}
+    claimed = set(mapping) | {n for n in names if n not in by_column}
+    spelled: dict[str, list[str]] = {}
+    for n in names:
+        if n not in by_column and spec.spelling(n) != n and spec.spelling(n) not in claimed:
+            spelled.setdefault(spec.spelling(n), []).append(n)
+    for name, variants in spelled.items():
+        if len(variants) > 1 and name in known:
+            raise DataFormatError(
+                path,
+                header_line,
+                variants[1],
+                f"{variants[0]!r} and {variants[1]!r} both mean {name!r}; "
+                f"choose one with columns={{{name!r}: ...}}",
+            )
+        by_column.setdefault(variants[0], name)
+    return [by_column.get(n, n) for n in names]
+
+
+def _deduplicated(names) -> list[str]:
+    out, seen = [], {}
+    for n in map(str, names):
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}.{k}")
+    return out

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .errors import DataFormatError
 from .fields import Fields
 
 NFDUMP_NUMERIC = frozenset({"td", "sp", "dp", "ipkt", "ibyt", "opkt", "obyt"})
@@ -53,7 +52,7 @@ NUMERIC = frozenset(
 )
 
 
-def nfdump(f: Fields, meta: dict) -> tuple[dict, int]:
+def nfdump(f: Fields, options: dict) -> tuple[dict, dict]:
     """nfdump CSV rows -> one-way flow columns (no halves are dropped: rows are one-way)."""
     f.require("ts", "sa", "da", "sp", "dp", "pr", "ipkt", "ibyt")
     c = f.commit(
@@ -95,93 +94,95 @@ def nfdump(f: Fields, meta: dict) -> tuple[dict, int]:
         dict(ts=c["ts"], proto=c["proto"], duration=c["duration"], server=server), forward, reverse
     )
     keep = np.stack([np.ones(len(server), bool), c["opkt"] > 0], axis=1).ravel()
-    return {k: v[keep] for k, v in out.items()}, 0
+    return {k: v[keep] for k, v in out.items()}, {}
 
 
-def rename(f: Fields, kind: str, columns: dict | None) -> Fields:
-    """Point ``f`` at the canonical names: ``columns`` maps canonical -> file column."""
-    mapping = dict(columns or {})
-    known = set(REQUIRED[kind]) | set(OPTIONAL[kind]) | set(schema.LABELS)
-    for name in mapping:
-        if name not in known:
-            raise DataFormatError(
-                f.table.path, None, name, f"not a {kind} field; known: {', '.join(sorted(known))}"
-            )
-    f.require(*mapping.values())
-    frame = f.frame
-    data = {
-        name: frame[mapping.get(name, name)]
-        for name in known
-        if mapping.get(name, name) in frame.columns
-    }
-    f.frame = f.table.frame = pd.DataFrame(data, index=frame.index)
-    return f
+NFDUMP = {"flows": nfdump}
+
+
+def fields(kind: str) -> tuple:
+    """The canonical fields a plain table of ``kind`` may have."""
+    return REQUIRED[kind] + OPTIONAL[kind] + schema.LABELS
 
 
 def table(kind: str):
-    """The adapter for plain tables of ``kind`` (after :func:`rename`)."""
+    """The adapter for plain tables of ``kind``: typed columns, labels, derived columns."""
 
-    def adapt(f: Fields, meta: dict) -> tuple[dict, int]:
+    def adapt(f: Fields, options: dict) -> tuple[dict, dict]:
         f.require(*REQUIRED[kind])
-        out = {"ts": f.time("ts")}
-        if kind == "flows":
-            out.update(
-                proto=f.text("proto", required=True).str.lower(),
-                src=f.text("src", required=True),
-                dst=f.text("dst", required=True),
-                sport=f.number("sport", lo=0, hi=65535),
-                dport=f.number("dport", lo=0, hi=65535),
-                pkts=f.number("pkts", lo=0),
-                bytes=f.number("bytes", lo=0),
-                flags=f.text("flags"),
-                duration=f.number("duration", integer=False, default=np.nan),
-                server=f.text("server"),
-            )
-        elif kind == "http":
-            if f.has("path"):
-                out.update(path=f.text("path"), query=f.text("query"))
-            else:
-                out["uri"] = f.text("uri", required=True)
-            out.update(
-                client=f.text("client", required=True),
-                server=f.text("server", required=True),
-                host=f.text("host"),
-                method=f.text("method"),
-                user_agent=f.text("user_agent"),
-                referrer=f.text("referrer"),
-                bytes_out=f.number("bytes_out", lo=0, default=0),
-                bytes_in=f.number("bytes_in", lo=0, default=0),
-                status=f.number("status", lo=0, default=0),
-            )
-        else:
-            answers, n_answers = f.lists("answers")
-            ttls, n_ttls = f.lists("ttls", integer=True)
-            f.flag(
-                n_answers != n_ttls,
-                "ttls",
-                "one TTL per answer expected",
-                pd.Series(ttls, dtype=object),
-            )
-            out.update(
-                client=f.text("client", required=True),
-                query=schema.domain(f.text("query")),
-                qtype=f.text("qtype"),
-                rcode=f.text("rcode"),
-                answers=answers,
-                ttls=ttls,
-            )
-        if f.has("label"):
-            out["label"] = f.labels("label")
-        if f.has("detailed_label"):
-            out["detailed_label"] = f.text("detailed_label")
-        out = f.commit(out)
-        if kind == "flows":
-            out["server"] = out["server"].where(
-                out["server"] != "",
-                schema.server_by_port(out["src"], out["dst"], out["sport"], out["dport"]),
-            )
-        if kind == "http" and "uri" in out:
-            out["path"], out["query"] = schema.split_uri(out.pop("uri"))
-        return out, 0
+        out = f.commit({"ts": f.time("ts"), **_COLUMNS[kind](f), **f.label_columns()})
+        return _DERIVED.get(kind, dict)(out), {}
 
     return adapt
+
+
+def _flow_columns(f: Fields) -> dict:
+    return dict(
+        proto=f.text("proto", required=True).str.lower(),
+        src=f.text("src", required=True),
+        dst=f.text("dst", required=True),
+        sport=f.number("sport", lo=0, hi=65535),
+        dport=f.number("dport", lo=0, hi=65535),
+        pkts=f.number("pkts", lo=0),
+        bytes=f.number("bytes", lo=0),
+        flags=f.text("flags"),
+        duration=f.number("duration", integer=False, default=np.nan),
+        server=f.text("server"),
+    )
+
+
+def _http_columns(f: Fields) -> dict:
+    """HTTP columns; the request target as ``path`` and ``query``, or as one ``uri``."""
+    target = (
+        dict(path=f.text("path"), query=f.text("query"))
+        if f.has("path")
+        else dict(uri=f.text("uri", required=True))
+    )
+    return dict(
+        **target,
+        client=f.text("client", required=True),
+        server=f.text("server", required=True),
+        host=f.text("host"),
+        method=f.text("method"),
+        user_agent=f.text("user_agent"),
+        referrer=f.text("referrer"),
+        bytes_out=f.number("bytes_out", lo=0, default=0),
+        bytes_in=f.number("bytes_in", lo=0, default=0),
+        status=f.number("status", lo=0, default=0),
+    )
+
+
+def _dns_columns(f: Fields) -> dict:
+    answers, n_answers = f.lists("answers")
+    ttls, n_ttls = f.lists("ttls", integer=True)
+    f.flag(
+        n_answers != n_ttls, "ttls", "one TTL per answer expected", pd.Series(ttls, dtype=object)
+    )
+    return dict(
+        client=f.text("client", required=True),
+        query=schema.domain(f.text("query")),
+        qtype=f.text("qtype"),
+        rcode=f.text("rcode"),
+        answers=answers,
+        ttls=ttls,
+    )
+
+
+def _servers_by_port(out: dict) -> dict:
+    """Flows without a ``server``: the lower port's end (:func:`.schema.server_by_port`)."""
+    by_port = schema.server_by_port(out["src"], out["dst"], out["sport"], out["dport"])
+    return {**out, "server": out["server"].where(out["server"] != "", by_port)}
+
+
+def _split_uri(out: dict) -> dict:
+    """HTTP records given one ``uri``: split into ``path`` and ``query``."""
+    if "uri" not in out:
+        return out
+    out = dict(out)
+    out["path"], out["query"] = schema.split_uri(out.pop("uri"))
+    return out
+
+
+_COLUMNS = {"flows": _flow_columns, "http": _http_columns, "dns": _dns_columns}
+_DERIVED = {"flows": _servers_by_port, "http": _split_uri}
+ADAPTERS = {kind: table(kind) for kind in _COLUMNS}

@@ -66,7 +66,7 @@ def fit_extractor(source: PartitionedRecords, extractor, partitions=None):
     period) learns it from the :data:`CONTEXT` summaries of those partitions, read one at a
     time; one without context is returned unfitted (its ``fit`` learns nothing).
     """
-    fitted = clone(extractor, safe=False)
+    fitted = clone(extractor)
     if not extractor.corpus_context:
         return fitted
     if source.kind not in CONTEXT:
