@@ -36,10 +36,10 @@ SEED = 7
 
 
 def corpus(kind: str, n_targets: int = 40):
-    records, labels = synthetic(
+    """(records, labels) of ``n_targets`` synthetic targets, a fifth malicious."""
+    return synthetic(
         kind, n_targets=n_targets, malicious_fraction=0.2, seed=3, n_records=60 * n_targets
     )
-    return records, labels
 
 
 @pytest.fixture(scope="module", params=["flows", "dns"])
