@@ -19,18 +19,21 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 install: $(VENV)/.installed
 
+# The main job: the paper table's RF column on synthetic flows (7 cells, CPU), then its report
 demo: install
-	$(PY) -m alchemy_torch.demo
+	$(VENV)/bin/alchemy experiment=demo
+	$(VENV)/bin/alchemy-report multirun/demo
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# two workers: the default run stays near a minute on a 2-core machine
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test-all: install
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -n 2 -m ""
 
 bench: install
 	$(PY) experiments/bench_resample.py

@@ -1,0 +1,303 @@
+"""One cell: data -> Bags, extractor, method and model from the config -> cross_validate.
+
+A cell's output folder gets (names in :mod:`alchemy_torch.evaluation.report`):
+
+* ``results.json``: status ("ok" or "failed" with a one-line error), the cell's names, the
+  metrics per (repeat, fold) and their mean and std, the objects' parameters, the data's size
+  and report, the resolved config, the overrides, package versions, device, git revision;
+* ``scores.parquet``: the out-of-fold score of every (repeat, target): fold, label, score,
+  spread;
+* ``filtering.parquet`` (Alchemy 4): every pseudo vector's filtering distance, whether it was
+  kept and its fold's threshold.
+
+A folder whose results.json says "ok" is not run again (``resume=true``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from alchemy_torch import Bags, resolve_device
+from alchemy_torch.evaluation import METRICS, cross_validate
+from alchemy_torch.evaluation.report import FILTERING_FILE, RESULTS_FILE, SCORES_FILE
+
+__all__ = ["Cell", "CellFailed", "build", "one_line", "read_results", "run_cell"]
+
+log = logging.getLogger(__name__)
+
+#: packages whose versions every results.json records
+PACKAGES = (
+    "alchemy_torch",
+    "torch",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "imbalanced-learn",
+    "pytorch-lightning",
+    "hydra-core",
+)
+GROUPINGS = (None, "capture")
+
+
+class CellFailed(RuntimeError):
+    """A cell stopped; the message is the one-line reason (also in its results.json)."""
+
+
+@dataclass
+class Cell:
+    """What one job cross-validates: B targets' bags (with optional capture groups, a Series
+    target -> capture), an extractor, a method and a model, and the dataset's report (None for
+    synthetic data)."""
+
+    bags: Bags
+    groups: pd.Series | None
+    extractor: object
+    method: object
+    model: object
+    report: object = None
+
+
+def build(cfg: DictConfig) -> Cell:
+    """The cell of ``cfg``: its data loaded, its objects instantiated (nothing fitted)."""
+    if cfg.evaluation.groups not in GROUPINGS:
+        raise ValueError(
+            f"evaluation.groups must be one of {GROUPINGS}, got {cfg.evaluation.groups!r}"
+        )
+    loaded = instantiate(cfg.data.dataset)
+    if isinstance(loaded, tuple):  # datasets.synthetic: (records, labels)
+        records, labels = loaded
+        dataset, bags = None, Bags.from_records(cfg.data.kind, records, labels)
+    else:  # a datasets.Dataset
+        dataset, bags = loaded, loaded.to_bags()
+    if bags.kind != cfg.data.kind:
+        raise ValueError(
+            f"data.kind={cfg.data.kind} but data={cfg.data.name} holds {bags.kind} records"
+        )
+    groups = None
+    if cfg.evaluation.groups == "capture":
+        if dataset is None:
+            raise ValueError(
+                f"evaluation.groups=capture needs capture groups, which data={cfg.data.name} "
+                "does not have: set evaluation.groups=null"
+            )
+        groups = dataset.groups
+    return Cell(
+        bags,
+        groups,
+        instantiate(cfg.features),
+        instantiate(cfg.method),
+        instantiate(cfg.model),
+        None if dataset is None else dataset.report,
+    )
+
+
+def run_cell(cfg: DictConfig) -> dict:
+    """Cross-validate the cell of ``cfg`` into ``cfg.output_dir``; its results.json content.
+
+    Skips a cell whose results.json says "ok" (``cfg.resume``). On any error writes a
+    "failed" results.json and raises :class:`CellFailed` with a one-line message.
+    """
+    out = Path(cfg.output_dir)
+    done = read_results(out)
+    if cfg.resume and done is not None and done["status"] == "ok":
+        log.info("%s: results exist, skipped", out)
+        return {**done, "skipped": True}
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        cell = build(cfg)
+        result = cross_validate(
+            cell.bags,
+            cell.extractor,
+            cell.method,
+            cell.model,
+            folds=cfg.evaluation.folds,
+            repeats=cfg.evaluation.repeats,
+            seed=cfg.seed,
+            device=cfg.device,
+            groups=cell.groups,
+            progress=cfg.progress,
+        )
+    except Exception as error:
+        message = one_line(error)
+        _write_json(out / RESULTS_FILE, {"status": "failed", "error": message, **_about(cfg)})
+        raise CellFailed(message) from error
+    result.attrs["scores"].to_parquet(out / SCORES_FILE)
+    filtering = _filtering(result.attrs["fits"])
+    if filtering is not None:
+        filtering.to_parquet(out / FILTERING_FILE)
+    results = {
+        "status": "ok",
+        "error": None,
+        **_about(cfg),
+        "summary": _summary(result),
+        "folds": json.loads(result.to_json(orient="records")),
+        "params": _params(cell),
+        "dataset": _dataset(cell),
+        "seconds": time.perf_counter() - start,
+    }
+    _write_json(out / RESULTS_FILE, results)
+    return results
+
+
+def read_results(folder) -> dict | None:
+    """The results.json of a cell folder, None when there is none."""
+    path = Path(folder) / RESULTS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: message`` on one line; a failed instantiation is reported by its cause,
+    after the config key that built it (``data.dataset: FileNotFoundError: ...``)."""
+    where = ""
+    if isinstance(error, InstantiationException) and error.__cause__ is not None:
+        key = re.search(r"full_key: (\S+)", str(error))
+        where = f"{key.group(1)}: " if key else ""
+        error = error.__cause__
+    return f"{where}{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+# -- what results.json records ----------------------------------------------------------------
+def _about(cfg: DictConfig) -> dict:
+    """The cell's names and provenance: config, overrides, versions, device, git, time."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    try:  # a failed cell may hold a value that does not resolve
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:
+        config = OmegaConf.to_container(cfg)
+    return {
+        "cell": {
+            "data": OmegaConf.select(cfg, "data.name", throw_on_missing=False),
+            "kind": OmegaConf.select(cfg, "data.kind", throw_on_missing=False),
+            "method": choices.get("method"),
+            "model": choices.get("model"),
+        },
+        "overrides": overrides,
+        "config": config,
+        "versions": _versions(),
+        "device": _device_name(cfg.device),
+        "git": _git_revision(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _summary(result: pd.DataFrame) -> dict:
+    """Mean and sample std over the (repeat, fold) rows of every metric."""
+    out = {"folds": len(result)}
+    for metric in METRICS:
+        out[f"{metric}_mean"] = float(result[metric].mean())
+        out[f"{metric}_std"] = float(result[metric].std()) if len(result) > 1 else 0.0
+    return out
+
+
+def _params(cell: Cell) -> dict:
+    """The objects as they were built (repr rebuilds them), and the resampler's parameters."""
+    method = cell.method
+    resamples = method.resamples_in_training or method.resamples_in_prediction
+    resampler = method.resampler_or_default() if resamples else None
+    return {
+        "extractor": repr(cell.extractor),
+        "method": repr(method),
+        "model": repr(cell.model),
+        "resampler": None if resampler is None else _jsonable(resampler.get_params(deep=False)),
+    }
+
+
+def _dataset(cell: Cell) -> dict:
+    labels = cell.bags.labels.cpu().numpy()
+    return {
+        "targets": len(labels),
+        "malicious": int((labels == 1).sum()),
+        "records": int(cell.bags.lengths.sum()),
+        "report": None if cell.report is None else str(cell.report),
+    }
+
+
+def _filtering(fits: list) -> pd.DataFrame | None:
+    """Alchemy 4's pseudo vectors of every fold: repeat, fold, target, label, iteration,
+    distance, kept, threshold (of the vector's pooled population); None for other methods."""
+    frames = []
+    for fit in fits:
+        if "threshold" not in fit:
+            continue
+        table = fit["training_set"]
+        pseudo = table.loc[table["origin"] == "pseudo"]
+        threshold = fit["threshold"]  # {"all": t} or {0: t0, 1: t1}
+        by_label = [threshold.get(c, threshold.get("all", np.nan)) for c in (0, 1)]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "repeat": fit["repeat"],
+                    "fold": fit["fold"],
+                    "target": pseudo["target"].to_numpy(),
+                    "label": pseudo["label"].to_numpy(),
+                    "iteration": pseudo["iteration"].to_numpy(),
+                    "distance": pseudo["distance"].to_numpy(),
+                    "kept": pseudo["kept"].to_numpy(),
+                    "threshold": np.asarray(by_label)[pseudo["label"].to_numpy()],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def _device_name(device: str) -> str:
+    try:
+        resolved = resolve_device(device)
+    except ValueError:  # cuda asked for but absent: the cell fails on it
+        return device
+    if resolved.type != "cuda":
+        return str(resolved)
+    import torch
+
+    return f"{resolved} ({torch.cuda.get_device_name(resolved)})"
+
+
+def _git_revision() -> str | None:
+    """``git describe --always --dirty`` of the package's checkout, None outside one."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def _jsonable(params: dict) -> dict:
+    return json.loads(json.dumps(params, default=str))
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.write_text(json.dumps(content, indent=2, default=str) + "\n")
