@@ -4,7 +4,7 @@
 # of time is reported and the next one still runs):
 #   1. the gpu-marked tests and the device-parametrised tests on cuda (CPU and CUDA features
 #      agree within float tolerance; the same seed gives the same subset sizes);
-#   2. the DNN fitted on CUDA through Lightning (when alchemy_torch.models is there);
+#   2. the DNN fitted on CUDA through Lightning (models.make("dnn", device="cuda"));
 #   3. the resampler and draw + features for flows at full size on cuda (goal: under 2 s);
 #   4. the Alchemy 4 pipeline benchmark on cuda at the slides' sizes (no pandas loop).
 #   bash experiments/gpu_check.sh [OUTDIR]        (PYTHON=... to pick the interpreter)
@@ -30,8 +30,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $out/NAM
 
 step gpu-tests 120 "$py" -m pytest -q -x -m "gpu or not slow" -k "cuda or gpu" -p no:cacheprovider tests
 
-if "$py" -c "import alchemy_torch.models" 2>/dev/null; then
-    step dnn-cuda 60 "$py" - <<'EOF'
+step dnn-cuda 60 "$py" - <<'EOF'
 import numpy as np
 import torch
 from alchemy_torch import models
@@ -39,16 +38,13 @@ from alchemy_torch import models
 rng = np.random.default_rng(0)
 X = rng.normal(size=(4000, 50))
 y = (X[:, :5].sum(1) + rng.normal(size=4000) > 0).astype(np.int64)
-dnn = models.make("dnn", max_epochs=3)  # device "auto": cuda here
-dnn.fit(X[:3000], y[:3000])
+dnn = models.make("dnn", max_epochs=3, device="cuda").fit(X[:3000], y[:3000])
 p = dnn.predict_proba(X[3000:])[:, 1]
-assert torch.cuda.max_memory_allocated() > 0, "the DNN never allocated CUDA memory"
-print(f"dnn on cuda: accuracy {((p > 0.5) == y[3000:]).mean():.3f}, "
+assert dnn.device_.type == "cuda" and torch.cuda.max_memory_allocated() > 0, dnn.device_
+print(f"dnn on {dnn.device_}: {dnn.n_epochs_} epochs, "
+      f"accuracy {((p > 0.5) == y[3000:]).mean():.3f}, "
       f"peak CUDA {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
 EOF
-else
-    summary+=("dnn-cuda: SKIPPED (alchemy_torch.models is not on this branch yet)")
-fi
 
 step resample-cuda 45 "$py" experiments/bench_resample.py --device cuda
 step features-flows-cuda 75 "$py" experiments/bench_features.py --kinds flows --device cuda

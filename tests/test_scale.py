@@ -97,6 +97,14 @@ def test_bad_datasets_are_refused_with_the_file_named(tmp_path, written):
         PartitionedRecords(tmp_path)
 
 
+def test_bad_records_name_their_partition(tmp_path):
+    records, _ = corpus("flows")
+    bad = records.assign(pkts=records.pkts.astype(float).where(records.index != 5))
+    write_partitioned("flows", [bad], tmp_path, 1)
+    with pytest.raises(DataFormatError, match=r"partition=0, row 5, field 'pkts'"):
+        PartitionedRecords(tmp_path).bags(0)
+
+
 def test_synthetic_chunks_never_repeat_a_target(tmp_path):
     for kind, target in (("flows", "server"), ("dns", "query")):
         chunks = list(synthetic_chunks(kind, 9000, chunk_records=3000, records_per_target=150))

@@ -152,5 +152,10 @@ class PartitionedRecords(Params):
 
     def bags(self, partition: int, label_rule: str = "any") -> Bags:
         """The Bags of ``partition``; target labels from the per-record ``label`` column (see
-        :meth:`Bags.from_records`), else unlabelled."""
-        return Bags.from_records(self.kind, self.records(partition), label_rule=label_rule)
+        :meth:`Bags.from_records`), else unlabelled. Bad records raise a DataFormatError that
+        names the partition's folder and the row within the partition."""
+        try:
+            return Bags.from_records(self.kind, self.records(partition), label_rule=label_rule)
+        except DataFormatError as exc:
+            folder = Path(self.path) / f"{PARTITION}={partition}"
+            raise DataFormatError(folder, exc.line, exc.field, exc.message, unit="row") from exc
