@@ -14,7 +14,7 @@ $(PY):
 
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,scale]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -28,11 +28,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# two workers: the default run stays near a minute on a 2-core machine
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test-all: install
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -n 2 -m ""
 
 bench: install
 	$(PY) experiments/bench_resample.py

@@ -4,7 +4,7 @@ Data flow: canonical records -> :class:`Bags` -> :class:`Resampler` draws -> fea
 extractors -> methods and models -> evaluation. See DESIGN.md.
 
 The subpackages (``io``, ``datasets``, ``features``, ``methods``, ``models``, ``evaluation``,
-``ops``) are imported on first attribute access, so ``import alchemy_torch as at`` stays
+``ops``, ``scale``) are imported on first attribute access, so ``import alchemy_torch as at`` stays
 cheap and ``at.features.make("flows")`` works without a second import.
 """
 
@@ -16,7 +16,7 @@ from alchemy_torch.resample import Draws, Resampler
 __version__ = "0.1.0"
 
 #: Subpackages loaded lazily on first access (PEP 562).
-SUBPACKAGES = ("datasets", "evaluation", "features", "io", "methods", "models", "ops")
+SUBPACKAGES = ("datasets", "evaluation", "features", "io", "methods", "models", "ops", "scale")
 
 __all__ = ["Bags", "Draws", "Resampler", "resolve_device", *SUBPACKAGES]
 

@@ -33,7 +33,14 @@ def rf_auc(kind: str, difficulty: float, n_targets: int = 400, seed: int = 1) ->
     ).mean()
 
 
-@pytest.mark.parametrize("kind", ["flows", "http", "dns"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "flows",
+        pytest.param("http", marks=pytest.mark.slow),
+        pytest.param("dns", marks=pytest.mark.slow),
+    ],
+)
 def test_default_difficulty_is_learnable_but_not_perfect(kind):
     easy, default, hard = (rf_auc(kind, d) for d in (0.1, 0.5, 0.9))
     assert 0.75 < default < 0.97, default
