@@ -8,13 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from app_helpers import TINY, TINY_K, alchemy, job_config, run_tiny
 from hydra.core.global_hydra import GlobalHydra
 
 from alchemy_torch.app import CellFailed, cli, job, run_cell
-from alchemy_torch.evaluation import METRICS
+from alchemy_torch.app.job import one_line
+from alchemy_torch.evaluation import METRICS, FoldError, fold_splits
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD_ARGUS = (
@@ -65,7 +67,7 @@ def test_methods_without_filtering_write_no_filtering_file(tmp_path):
 
 
 def test_a_finished_cell_is_skipped_and_a_failed_one_runs_again(tmp_path, monkeypatch):
-    with pytest.raises(CellFailed, match="for 9 folds: lower folds="):
+    with pytest.raises(CellFailed, match="for 9 folds: lower evaluation.folds="):
         run_tiny(["method=original", "evaluation.folds=9"], tmp_path)
     failed = json.loads((tmp_path / "results.json").read_text())
     assert failed["status"] == "failed" and "\n" not in failed["error"]
@@ -129,7 +131,7 @@ def test_an_unreadable_or_missing_file_names_file_line_and_field(tmp_path, conte
     [
         (["nope=1"], "Could not override 'nope'"),
         (["method=nope"], "Could not find 'method/nope' Available options in 'method': alc"),
-        (["evaluation.folds=9", *TINY[:1]], "ValueError: 4 malicious and 36 benign"),
+        (["evaluation.folds=9", *TINY[:1]], "FoldError: 4 malicious and 36 benign"),
         (["data=files", "data.kind=flows"], "Missing mandatory value: data.dataset.paths"),
     ],
 )
@@ -149,8 +151,8 @@ def test_console_script_exits_1_with_one_stderr_line(tmp_path):
     done = alchemy([*TINY, "evaluation.folds=9", f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "alchemy: error: ValueError: 4 malicious and 36 benign targets for 9 folds: "
-        "lower folds= to at most 4"
+        "alchemy: error: FoldError: 4 malicious and 36 benign targets for 9 folds: "
+        "lower evaluation.folds= to at most 4"
     ]
     full = alchemy(
         [*TINY, "evaluation.folds=9", f"hydra.run.dir={tmp_path}"],
@@ -174,7 +176,7 @@ def assert_one_ok_one_failed(tmp_path, done) -> None:
         for p in (tmp_path / "sweep").rglob("results.json")
     }
     assert results[2]["status"] == "ok" and results[2]["summary"]["folds"] == 2
-    assert results[9]["status"] == "failed" and "lower folds=" in results[9]["error"]
+    assert results[9]["status"] == "failed" and "lower evaluation.folds=" in results[9]["error"]
 
 
 def test_joblib_multirun_runs_the_other_cells_when_one_fails(tmp_path):
@@ -214,3 +216,13 @@ def test_a_job_runs_from_an_installed_wheel_outside_the_checkout(tmp_path):
         text=True,
     )
     assert located.stdout.startswith(str(site))
+
+
+def test_fold_errors_name_the_evaluation_keys():
+    grouped = np.where(np.arange(8) < 4, "sandbox", "office")
+    with pytest.raises(FoldError) as error:
+        fold_splits((np.arange(8) < 4).astype(int), 2, seed=0, groups=grouped)
+    line = one_line(error.value)
+    assert line.startswith("FoldError: malicious targets come from 1 groups")
+    assert "set evaluation.groups=null" in line and "groups=None" not in line
+    assert one_line(ValueError("folds=")) == "ValueError: folds="  # other errors unchanged

@@ -9,7 +9,7 @@ from detection_helpers import small_bags, small_forest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from alchemy_torch import Resampler, evaluation, features, methods, models
-from alchemy_torch.evaluation import detection_metrics, tpr_at_fpr
+from alchemy_torch.evaluation import FoldError, detection_metrics, fold_splits, tpr_at_fpr
 from alchemy_torch.features.dns import DnsFeatures
 from alchemy_torch.features.flows import FlowFeatures
 from alchemy_torch.io.schema import KINDS
@@ -163,6 +163,19 @@ def test_metrics():
     assert tpr_at_fpr(labels, scores, 0.0) == 0.5 and tpr_at_fpr(labels, scores, 0.34) == 1.0
 
 
+def test_groups_that_cannot_fill_the_folds_are_a_one_line_error():
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    one_capture_per_class = np.where(labels == 1, "sandbox", "office")
+    with pytest.raises(FoldError, match="from 1 groups and benign ones from 1; .*groups=None"):
+        fold_splits(labels, 2, seed=0, groups=one_capture_per_class)
+    two_malicious_captures = np.array(["a", "a", "b", "b", "c", "d", "e", "f", "g", "h"])
+    with pytest.raises(FoldError, match="from 2 groups .* lower folds= to at most 2"):
+        fold_splits(labels, 3, seed=0, groups=two_malicious_captures)
+    for train, test in fold_splits(labels, 2, seed=0, groups=two_malicious_captures):
+        assert set(labels[test]) == {0, 1}
+        assert not set(two_malicious_captures[train]) & set(two_malicious_captures[test])
+
+
 def test_bad_input_is_a_one_line_error():
     bags = small_bags("flows")
     with pytest.raises(ValueError, match=r"bags are 'flows' .* features.make\('flows'\)"):
@@ -174,8 +187,7 @@ def test_bad_input_is_a_one_line_error():
     unlabelled.labels[0] = -1
     with pytest.raises(ValueError, match="1 targets are unlabelled"):
         run(unlabelled, methods.make("original"))
-    malicious_group = np.where(bags.labels.numpy() == 1, 0, 1 + np.arange(len(bags)) % 5)
-    with pytest.raises(ValueError, match="no malicious test target .*groups"):
-        run(bags, methods.make("original"), groups=malicious_group)
+    with pytest.raises(FoldError, match="need folds= >= 2"):
+        run(bags, methods.make("original"), folds=1)
     with pytest.raises(TypeError, match="model must have fit and predict_proba"):
         run(bags, methods.make("original"), model=object())

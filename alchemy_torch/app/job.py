@@ -34,10 +34,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from alchemy_torch import Bags, resolve_device
-from alchemy_torch.evaluation import METRICS, cross_validate
+from alchemy_torch.evaluation import METRICS, FoldError, cross_validate
 from alchemy_torch.evaluation.report import FILTERING_FILE, RESULTS_FILE, SCORES_FILE
 
 __all__ = ["Cell", "CellFailed", "build", "one_line", "read_results", "run_cell"]
+
+#: cross_validate's arguments, as FoldError messages name them, and the config keys that set them
+EVALUATION_KEYS = {
+    "folds=": "evaluation.folds=",
+    "repeats=": "evaluation.repeats=",
+    "groups=None": "evaluation.groups=null",
+}
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +171,18 @@ def read_results(folder) -> dict | None:
 
 def one_line(error: BaseException) -> str:
     """``Type: message`` on one line; a failed instantiation is reported by its cause,
-    after the config key that built it (``data.dataset: FileNotFoundError: ...``)."""
+    after the config key that built it (``data.dataset: FileNotFoundError: ...``); a
+    :class:`FoldError` names the ``evaluation.*`` keys to change."""
     where = ""
     if isinstance(error, InstantiationException) and error.__cause__ is not None:
         key = re.search(r"full_key: (\S+)", str(error))
         where = f"{key.group(1)}: " if key else ""
         error = error.__cause__
-    return f"{where}{type(error).__name__}: {' '.join(str(error).split())}"
+    text = " ".join(str(error).split())
+    if isinstance(error, FoldError):
+        for argument, key in EVALUATION_KEYS.items():
+            text = text.replace(argument, key)
+    return f"{where}{type(error).__name__}: {text}"
 
 
 # -- what results.json records ----------------------------------------------------------------

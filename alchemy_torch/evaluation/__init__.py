@@ -6,6 +6,13 @@ res.roc_auc.mean(); res.attrs["scores"]        # per-fold metrics; out-of-fold s
 """
 
 from alchemy_torch.evaluation.metrics import METRICS, detection_metrics, tpr_at_fpr
-from alchemy_torch.evaluation.protocol import cross_validate, fold_splits
+from alchemy_torch.evaluation.protocol import FoldError, cross_validate, fold_splits
 
-__all__ = ["METRICS", "cross_validate", "detection_metrics", "fold_splits", "tpr_at_fpr"]
+__all__ = [
+    "METRICS",
+    "FoldError",
+    "cross_validate",
+    "detection_metrics",
+    "fold_splits",
+    "tpr_at_fpr",
+]

@@ -28,10 +28,15 @@ from alchemy_torch.methods.base import Method
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.resample import derive_seed
 
-__all__ = ["cross_validate", "fold_splits"]
+__all__ = ["FoldError", "cross_validate", "fold_splits"]
 
 log = logging.getLogger(__name__)
 _DRAW_STREAM = 31  # sub-stream of the seed for the draws of a repeat
+
+
+class FoldError(ValueError):
+    """The targets cannot fill the requested folds. The message names what to change as
+    :func:`cross_validate`'s arguments (``folds=``, ``groups=None``)."""
 
 
 def cross_validate(
@@ -138,21 +143,36 @@ def cross_validate(
 
 def fold_splits(labels: np.ndarray, folds: int, seed: int, groups=None) -> list:
     """[(train, test)] target positions of stratified (group) folds; every test fold holds
-    both classes, else a one-line error says what to change."""
+    both classes, else a one-line :class:`FoldError` says what to change."""
     if groups is None:
         splitter = StratifiedKFold(folds, shuffle=True, random_state=seed % 2**32)
     else:
+        _check_groups(labels, folds, np.asarray(groups))
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed % 2**32)
     splits = list(splitter.split(np.zeros(len(labels)), labels, groups))
     for fold, (_, test) in enumerate(splits):
         if len(np.unique(labels[test])) < 2:
             missing = "malicious" if not labels[test].any() else "benign"
-            raise ValueError(
+            raise FoldError(
                 f"fold {fold} has no {missing} test target"
                 + (" (groups keep captures whole)" if groups is not None else "")
                 + ": lower folds= or add targets"
             )
     return splits
+
+
+def _check_groups(labels: np.ndarray, folds: int, groups: np.ndarray) -> None:
+    """Every test fold needs a malicious and a benign target, and a group (capture) sits in
+    one fold: each class must span at least ``folds`` groups."""
+    malicious, benign = (len(np.unique(groups[labels == value])) for value in (1, 0))
+    fewest = min(malicious, benign)
+    if fewest < folds:
+        raise FoldError(
+            f"malicious targets come from {malicious} groups and benign ones from "
+            f"{benign}; grouped folds keep a group whole, so {folds} folds cannot all "
+            f"hold both classes: lower folds= to at most {fewest} (if >= 2) or set groups=None "
+            "(ungrouped folds keep the capture confound in)"
+        )
 
 
 def _check_inputs(bags, extractor, method, model, folds: int, repeats: int) -> None:
@@ -166,7 +186,7 @@ def _check_inputs(bags, extractor, method, model, folds: int, repeats: int) -> N
             f"use features.make({bags.kind!r})"
         )
     if folds < 2 or repeats < 1:
-        raise ValueError(f"need folds >= 2 and repeats >= 1, got {folds}, {repeats}")
+        raise FoldError(f"need folds= >= 2 and repeats= >= 1, got {folds} and {repeats}")
     labels = bags.labels.cpu().numpy()
     unlabelled = int((labels < 0).sum())
     if unlabelled:
@@ -176,7 +196,7 @@ def _check_inputs(bags, extractor, method, model, folds: int, repeats: int) -> N
         )
     malicious = int(labels.sum())
     if malicious < folds or len(labels) - malicious < folds:
-        raise ValueError(
+        raise FoldError(
             f"{malicious} malicious and {len(labels) - malicious} benign targets for "
             f"{folds} folds: lower folds= to at most {min(malicious, len(labels) - malicious)}"
         )
