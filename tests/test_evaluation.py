@@ -55,6 +55,40 @@ def test_same_seed_same_metrics_and_another_seed_differs():
     assert not a.attrs["scores"].score.equals(c.attrs["scores"].score)
 
 
+def test_repeats_reseed_the_model_and_say_when_grouped_folds_repeat(caplog):
+    bags = small_bags("flows")
+    # consecutive groups of 3, 4, 5, ... targets: every group has its own class mix, which
+    # leaves StratifiedGroupKFold nothing to shuffle
+    groups = np.searchsorted(np.cumsum(np.arange(3, 30)), np.arange(len(bags)), side="right")
+    res = run(bags, methods.make("original"), folds=2, repeats=2, groups=groups)
+    scores = res.attrs["scores"].pivot(index="target", columns="repeat", values="score")
+    folds = res.attrs["scores"].pivot(index="target", columns="repeat", values="fold")
+    assert (folds[0] == folds[1]).all(), "this grouping should fix the folds"
+    assert "repeat 1 has the folds of repeat 0" in caplog.text
+    assert not np.allclose(scores[0], scores[1]), "repeat 1 must train another seeded forest"
+    caplog.clear()
+    run(bags, methods.make("original"), folds=2, repeats=2)
+    assert "has the folds of repeat" not in caplog.text
+
+
+class UnseededModel(BaseEstimator, ClassifierMixin):
+    """A model without random_state: cross_validate must use it as given."""
+
+    def fit(self, X, y):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        p = 1 / (1 + np.exp(-X[:, 0] / (1 + np.abs(X[:, 0]).max())))
+        return np.stack([1 - p, p], 1)
+
+
+def test_a_model_without_random_state_is_used_as_given():
+    # set_params(random_state=...) would raise on it
+    res = run(small_bags("flows"), methods.make("original"), model=UnseededModel(), repeats=2)
+    assert res.roc_auc.notna().all()
+
+
 class RecomputedFlows(FlowFeatures):
     """Flow features treated as if they had corpus context: recomputed in every fold."""
 

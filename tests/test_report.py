@@ -142,7 +142,7 @@ def test_report_command_prints_the_table_and_where_it_wrote(run_folder, tmp_path
     cli.report_main([str(run_folder), "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert out.startswith("| method | synthetic-flows rf | synthetic-flows rf (slides) |")
-    assert "failed: x/bad: ValueError" in out
+    assert "failed: x/bad: FoldError" in out
     assert f"Report (CSV, Markdown, plots): {tmp_path}" in out
 
 

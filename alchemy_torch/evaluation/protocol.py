@@ -32,6 +32,31 @@ __all__ = ["FoldError", "cross_validate", "fold_splits"]
 
 log = logging.getLogger(__name__)
 _DRAW_STREAM = 31  # sub-stream of the seed for the draws of a repeat
+_MODEL_STREAM = 32  # sub-stream of the seed for the model of a (repeat, fold)
+
+
+def _reseeded(model, seed: int):
+    """A clone of ``model`` with ``random_state=seed`` when it takes one, else ``model``:
+    each (repeat, fold) trains its own seeded model, so repeats vary the model as well."""
+    params = model.get_params(deep=False) if hasattr(model, "get_params") else {}
+    if "random_state" not in params:
+        return model
+    return clone(model).set_params(random_state=seed % 2**32)
+
+
+def _warn_if_repeated(splits: list, seen: list, repeat: int) -> None:
+    """Warn when a repeat's folds equal an earlier repeat's (StratifiedGroupKFold shuffles only
+    groups with the same class mix, so few captures can fix the folds); ``seen`` collects."""
+    tests = [frozenset(test.tolist()) for _, test in splits]
+    key = frozenset(tests)
+    if key in seen:
+        log.warning(
+            "repeat %d has the folds of repeat %d (grouped folds with few groups cannot be "
+            "shuffled): repeats differ only in their draws and model seeds",
+            repeat,
+            seen.index(key),
+        )
+    seen.append(key)
 
 
 class FoldError(ValueError):
@@ -57,6 +82,8 @@ def cross_validate(
     train_original, train_pseudo_kept, train_filtered, train_synthetic, regenerated_targets,
     features_seconds, fit_seconds, score_seconds. ``groups``: one group per target (array in
     the Bags' target order, or a Series indexed by target name). ``progress`` logs each fold.
+    ``seed``: the folds, the draws and the model of every (repeat, fold) derive from it (a
+    model's ``random_state``, when it has one, is replaced by the derived seed).
 
     ``result.attrs["scores"]``: the out-of-fold scores, one row per (repeat, target): fold,
     target, label, score, spread (std over the target's ensemble). ``result.attrs["fits"]``:
@@ -74,7 +101,7 @@ def cross_validate(
         if method.resamples_in_training or method.resamples_in_prediction
         else None
     )
-    rows, scores, fits = [], [], []
+    rows, scores, fits, seen_splits = [], [], [], []
     for repeat in range(repeats):
         draw_seed = derive_seed(seed, repeat, _DRAW_STREAM)
         shared, shared_seconds = None, 0.0
@@ -83,6 +110,7 @@ def cross_validate(
             shared = Vectors.compute(extractor, bags, resampler, draw_seed)
             shared_seconds = (time.perf_counter() - start) / folds
         splits = fold_splits(labels, folds, seed=derive_seed(seed, repeat), groups=group_of)
+        _warn_if_repeated(splits, seen_splits, repeat)
         for fold, (train, test) in enumerate(splits):
             start = time.perf_counter()
             if shared is not None:
@@ -95,7 +123,11 @@ def cross_validate(
                 )
             features_seconds = shared_seconds + time.perf_counter() - start
             start = time.perf_counter()
-            fitted = clone(method).fit_vectors(train_v, model, seed=derive_seed(seed, repeat, fold))
+            fitted = clone(method).fit_vectors(
+                train_v,
+                _reseeded(model, derive_seed(seed, repeat, fold, _MODEL_STREAM)),
+                seed=derive_seed(seed, repeat, fold),
+            )
             fit_seconds = time.perf_counter() - start
             start = time.perf_counter()
             score, spread = fitted.score_vectors(test_v, return_spread=True)
