@@ -1,7 +1,8 @@
 """Feature sets per kind: DISCLOSURE-derived flows, Bartos-derived HTTP, EXPOSURE-derived DNS.
 
-``make(kind, **options)`` returns the extractor; ``describe(kind, **options)`` its table of
-features and their behaviour under resampling (also ``python -m alchemy_torch.features KIND``).
+``make(kind, **options)`` returns the extractor (``drop=`` / ``drop_time=True``: without those
+features, see :class:`Subset`); ``describe(kind, **options)`` its table of features and their
+behaviour under resampling (also ``python -m alchemy_torch.features KIND``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 import pandas as pd
 
 from alchemy_torch.features.base import Behaviour, Feature, FeatureExtractor, Segments, stats5
+from alchemy_torch.features.subset import Subset
 from alchemy_torch.io.schema import check_kind
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "Feature",
     "FeatureExtractor",
     "Segments",
+    "Subset",
     "stats5",
 ]
 
@@ -32,11 +35,15 @@ EXTRACTORS = {
 }
 
 
-def make(kind: str, **options) -> FeatureExtractor:
-    """The feature extractor of ``kind`` (``"flows"``, ``"http"``, ``"dns"``) with ``options``."""
+def make(
+    kind: str, drop: tuple[str, ...] = (), drop_time: bool = False, **options
+) -> FeatureExtractor:
+    """The feature extractor of ``kind`` (``"flows"``, ``"http"``, ``"dns"``) with ``options``;
+    with ``drop`` or ``drop_time``, a :class:`Subset` of it without those features."""
     check_kind(kind)
     module, name = EXTRACTORS[kind].split(":")
-    return getattr(importlib.import_module(module), name)(**options)
+    extractor = getattr(importlib.import_module(module), name)(**options)
+    return Subset(extractor, tuple(drop), drop_time) if drop or drop_time else extractor
 
 
 def describe(kind: str, **options) -> pd.DataFrame:
