@@ -33,8 +33,9 @@ class Bags:
         vocab: vocabulary name -> numpy array of values (code -> value).
         ragged_offsets: (N+1,) int64 CSR pointer of list columns (dns answers/ttls) or None.
         ragged: name -> (A,) tensor (codes for string lists).
-        cache: per-record values derived once and reused by every draw (e.g. HTTP lexical
-            features); dropped by ``to`` and indexing, which rebuild it on demand.
+        cache: per-record or per-target values derived once and reused by every draw (e.g. HTTP
+            lexical features, resampling buckets); dropped by ``to`` and indexing, which rebuild
+            it on demand.
     """
 
     kind: str
@@ -146,7 +147,8 @@ class Bags:
         )
 
     def cached(self, key: str, build):
-        """``build()`` once per Bags and key (per-record values unchanged by resampling)."""
+        """``build()`` once per Bags and key (per-record or per-target values unchanged by
+        resampling)."""
         if key not in self.cache:
             self.cache[key] = build()
         return self.cache[key]

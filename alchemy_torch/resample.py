@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
+import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
 from alchemy_torch.ops.segment import (
     CHUNK_RECORDS,
     argsort,
+    concat,
     expand_ranges,
     nonzero,
     offsets_from_lengths,
-    segment_ids,
+    repeat,
 )
 from alchemy_torch.params import Params
 
-__all__ = ["Draws", "Resampler", "derive_seed"]
+__all__ = ["STREAM_BUCKETS", "Draws", "Resampler", "bucket_of", "derive_seed"]
 
-#: Targets are cut into blocks of about this many records; each (iteration, block) has its own
-#: random stream, so the draws do not depend on how they are chunked for memory. Part of what a
-#: seed means (changing it changes every draw), so it is fixed here, apart from CHUNK_RECORDS.
+#: Targets fall into this many buckets by a hash of their name (:func:`bucket_of`), and every
+#: random number of a draw comes from its bucket's streams: a target's draws depend on the seed
+#: and its bucket's targets only, never on which other buckets are drawn with it (a partition
+#: of whole buckets draws exactly as the whole corpus does). Part of what a seed means.
+STREAM_BUCKETS = 1024
+#: A bucket takes max(1, BLOCK_RECORDS // its records) iterations per random stream, so that
+#: small data does not pay per-iteration overhead and memory is chunked without changing the
+#: draws. Part of what a seed means (changing it changes every draw), apart from CHUNK_RECORDS.
 BLOCK_RECORDS = 1 << 22
 #: Half-width of the acceptance band around the expected threshold, in binomial std units.
 BAND_SIGMAS = 5.0
@@ -41,6 +47,24 @@ def derive_seed(seed: int, *stream: int) -> int:
 
 def _generator(device: torch.device, seed: int, *stream: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(derive_seed(seed, *stream))
+
+
+#: stream ids: (seed, _RATES, bucket) the random rates of options 3 and 4; (seed, _DRAWS,
+#: bucket, first iteration) the keys, tie-breaks and windows of a bucket's iteration group
+_RATES, _DRAWS = 0, 1
+
+
+def bucket_of(names) -> np.ndarray:
+    """(B,) int64 stream bucket of each target name: a stable hash of its utf-8 text (the same
+    on every machine and run, ``pandas.util.hash_array``) modulo :data:`STREAM_BUCKETS`."""
+    names = np.asarray(names, dtype=object).astype(str).astype(object)
+    hashes = pd.util.hash_array(names, categorize=True)
+    return (hashes % np.uint64(STREAM_BUCKETS)).astype(np.int64)
+
+
+def _buckets(bags: Bags) -> Tensor:
+    """(B,) int64 :func:`bucket_of` the Bags' targets, on the CPU, computed once per Bags."""
+    return bags.cached("resample.buckets", lambda: torch.from_numpy(bucket_of(bags.targets)))
 
 
 @dataclass
@@ -93,14 +117,14 @@ class Draws:
         if len(parts) == 1:
             return parts[0]
         shifts = torch.tensor([0] + [int(p.offsets[-1]) for p in parts[:-1]]).cumsum(0).tolist()
-        offsets = torch.cat(
+        offsets = concat(
             [parts[0].offsets[:1]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)]
         )
         return cls(
-            owner=torch.cat([p.owner for p in parts]),
+            owner=concat([p.owner for p in parts]),
             offsets=offsets,
-            rows=torch.cat([p.rows for p in parts]),
-            iteration=torch.cat([p.iteration for p in parts]),
+            rows=concat([p.rows for p in parts]),
+            iteration=concat([p.iteration for p in parts]),
         )
 
 
@@ -114,10 +138,15 @@ class Resampler(Params):
     ``mode="random"``: a uniform subset of exactly m records, without replacement.
     ``mode="contiguous"``: a random window of m consecutive records in time order.
 
+    Randomness: every random number comes from the streams of the target's bucket
+    (:func:`bucket_of`), targets in Bags order within it, so a target's draws depend on the seed
+    and on the targets of its bucket only: drawing any set of whole buckets (e.g. one partition
+    of :mod:`alchemy_torch.scale`) gives each of its targets the draws of the whole corpus.
+
     ``chunk_records`` bounds the candidate records (sum of the drawn bags' sizes) per chunk of
-    :meth:`iter_draws`; the smallest chunk is one work unit (a block of about BLOCK_RECORDS
-    records, or one larger bag). Working memory is about 20 bytes per candidate record plus the
-    drawn rows. Chunking never changes the draws.
+    :meth:`iter_draws`; the smallest chunk is one work unit (buckets of about BLOCK_RECORDS
+    candidates together, or one larger bucket's iteration). Working memory is about 20 bytes
+    per candidate record plus the drawn rows. Chunking never changes the draws.
     """
 
     OPTIONS = (1, 2, 3, 4)
@@ -154,8 +183,9 @@ class Resampler(Params):
         self.chunk_records = chunk_records
 
     # ------------------------------------------------------------------ sizes
-    def subset_sizes(self, lengths: Tensor, seed: int) -> Tensor:
-        """(B, K) int64 subset size of every draw for bags of ``lengths`` (B,)."""
+    def subset_sizes(self, lengths: Tensor, buckets: Tensor, seed: int) -> Tensor:
+        """(B, K) int64 subset size of every draw for bags of ``lengths`` (B,) whose targets are
+        in stream ``buckets`` (B,) (:func:`bucket_of`; the random rates of options 3 and 4)."""
         n_bags, k = lengths.numel(), self.iterations
         n = lengths.to(torch.float64).unsqueeze(1).expand(n_bags, k)
         if self.option == 1:
@@ -164,12 +194,10 @@ class Resampler(Params):
             if self.option == 2:
                 rate = torch.full_like(n, float(self.rate))
             else:
-                shape = (n_bags, 1) if self.option == 3 else (n_bags, k)
                 low, high = map(float, self.rate_range)
-                # drawn on the CPU so that every device gets the same subset sizes
-                gen = _generator(torch.device("cpu"), seed, 0)
-                rate = low + (high - low) * torch.rand(shape, generator=gen, dtype=torch.float64)
-                rate = rate.to(lengths.device).expand(n_bags, k)
+                layout = _BucketLayout.of(buckets.cpu(), lengths.cpu())
+                u = _bucket_uniforms(layout, 1 if self.option == 3 else k, seed)
+                rate = (low + (high - low) * u).to(lengths.device).expand(n_bags, k)
             m = torch.floor(rate * n + 0.5)
         m = torch.maximum(m, torch.minimum(n, torch.full_like(n, float(self.min_size))))
         return torch.minimum(m, n).long()
@@ -180,105 +208,189 @@ class Resampler(Params):
         return Draws.cat(list(self.iter_draws(bags, seed)))
 
     def iter_draws(self, bags: Bags, seed: int) -> Iterator[Draws]:
-        """The draws of :meth:`draw` in memory-bounded chunks of whole (block, iterations) units."""
-        offsets = bags.offsets
-        sizes = self.subset_sizes(offsets.diff(), seed)
-        record_target = segment_ids(offsets).int() if self.mode == "random" else None
+        """The draws of :meth:`draw` in memory-bounded chunks of whole work units."""
+        buckets = _buckets(bags)
+        sizes = self.subset_sizes(bags.lengths, buckets, seed)
+        layout = _BucketLayout.of(buckets, bags.lengths.cpu())
         chunk: list[Draws] = []
         records = 0
-        for k0, k1, blk, t0, t1, unit_records in _units(offsets.cpu(), self.iterations):
+        for unit in _units(layout.items(self.iterations)):
+            unit_records = sum(item.candidates for item in unit)
             if chunk and records + unit_records > self.chunk_records:
                 yield Draws.cat(chunk)
                 chunk, records = [], 0
-            gen = _generator(offsets.device, seed, 1, blk, k0)
-            chunk.append(self._draw_unit(offsets, record_target, sizes, k0, k1, t0, t1, gen))
+            chunk.append(self._draw_unit(bags.offsets, sizes, layout, unit, seed))
             records += unit_records
         if chunk:
             yield Draws.cat(chunk)
 
     def _draw_unit(
-        self,
-        offsets: Tensor,
-        record_target: Tensor | None,
-        sizes: Tensor,
-        k0: int,
-        k1: int,
-        t0: int,
-        t1: int,
-        gen: torch.Generator,
+        self, offsets: Tensor, sizes: Tensor, layout: _BucketLayout, unit: list[_Item], seed: int
     ) -> Draws:
-        """Draws of iterations k0..k1-1 for targets t0..t1-1 (whose records are contiguous)."""
+        """Draws of the unit's items: per item its bucket's targets (Bags order) x its
+        iterations, iteration-major; every random number from the item's own stream."""
         device = offsets.device
-        repeats = k1 - k0
-        owner = torch.arange(t0, t1, device=device).repeat(repeats)
-        iteration = torch.arange(k0, k1, device=device).repeat_interleave(t1 - t0)
+        owner, iteration = layout.draws(unit)
+        owner, iteration = owner.to(device), iteration.to(device)
+        gens = [_generator(device, seed, _DRAWS, item.bucket, item.k0) for item in unit]
+        item_draws = [item.draws for item in unit]
         m = sizes[owner, iteration]
         n = offsets[owner + 1] - offsets[owner]
         if self.mode == "contiguous":
-            u = torch.rand(owner.numel(), generator=gen, device=device, dtype=torch.float64)
+            u = _uniforms(gens, item_draws, device)
             window = torch.minimum(torch.floor(u * (n - m + 1).to(torch.float64)).long(), n - m)
             rows, draw_offsets = _windows(offsets[owner] + window, m)
         else:
-            r0, r1 = int(offsets[t0]), int(offsets[t1])
-            if repeats == 1:  # the common large-data case: candidates are the rows themselves
-                rows = _smallest_keys(n, m, record_target[r0:r1], t0, gen).add_(r0)
-            else:
-                local = record_target[r0:r1] - t0
-                draw_of = torch.cat([local + j * (t1 - t0) for j in range(repeats)])
-                positions = _smallest_keys(n, m, draw_of, 0, gen)
-                cand_start = torch.cumsum(n, 0) - n
-                rows = positions + (offsets[owner] - cand_start).repeat_interleave(
-                    m, output_size=positions.numel()
-                )
+            keys = _random_bytes(gens, [item.candidates for item in unit], device)
+            draw_of = repeat(
+                torch.arange(owner.numel(), dtype=torch.int32, device=device), n, keys.numel()
+            )
+            item_start = torch.tensor([0, *item_draws], device=device).cumsum(0)
+
+            def tie_breaks(band_draw: Tensor) -> Tensor:
+                # band_draw ascends and every item's draws are contiguous
+                counts = torch.searchsorted(band_draw, item_start).diff()
+                return _uniforms(gens, counts.tolist(), device)
+
+            positions = _smallest_keys(n, m, draw_of, keys, tie_breaks)
+            cand_start = torch.cumsum(n, 0) - n
+            rows = positions + repeat(offsets[owner] - cand_start, m, positions.numel())
             draw_offsets = offsets_from_lengths(m)
         return Draws(owner=owner, offsets=draw_offsets, rows=rows, iteration=iteration)
 
 
-# ---------------------------------------------------------------------- kernels
-def _units(offsets: Tensor, iterations: int) -> list[tuple[int, int, int, int, int, int]]:
-    """(first iteration, end iteration, block, first target, end target, candidates) work units.
+# ---------------------------------------------------------------------- streams
+@dataclass(frozen=True)
+class _Item:
+    """Iterations k0..k1-1 of one bucket's targets: one random stream."""
 
-    Targets are cut into blocks of about BLOCK_RECORDS records; a small block takes several
-    iterations at once so that small data does not pay per-iteration overhead.
+    bucket: int
+    k0: int
+    k1: int
+    draws: int  # targets in the bucket * (k1 - k0)
+    candidates: int  # records in the bucket * (k1 - k0)
+
+
+@dataclass
+class _BucketLayout:
+    """Targets grouped by stream bucket (B targets, on the CPU).
+
+    by_bucket: (B,) int64 target indices sorted by bucket, Bags order within a bucket.
+    starts: (STREAM_BUCKETS+1,) int64 CSR pointer into ``by_bucket``. records: (STREAM_BUCKETS,)
+    int64 records per bucket.
     """
-    starts = offsets[:-1]
-    block_of = torch.div(starts, BLOCK_RECORDS, rounding_mode="floor")
-    _, counts = torch.unique_consecutive(block_of, return_counts=True)
-    bounds = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)]).tolist()
-    units = []
-    for blk in range(len(bounds) - 1):
-        t0, t1 = bounds[blk], bounds[blk + 1]
-        records = int(offsets[t1] - offsets[t0])
-        group = max(1, BLOCK_RECORDS // max(records, 1))
-        for k0 in range(0, iterations, group):
-            k1 = min(k0 + group, iterations)
-            units.append((k0, k1, blk, t0, t1, records * (k1 - k0)))
+
+    by_bucket: Tensor
+    starts: Tensor
+    records: Tensor
+
+    @classmethod
+    def of(cls, buckets: Tensor, lengths: Tensor) -> "_BucketLayout":
+        """Layout of targets in ``buckets`` (B,) with ``lengths`` (B,) records."""
+        records = torch.zeros(STREAM_BUCKETS, dtype=torch.int64).index_add_(0, buckets, lengths)
+        return cls(
+            by_bucket=torch.argsort(buckets, stable=True),
+            starts=offsets_from_lengths(torch.bincount(buckets, minlength=STREAM_BUCKETS)),
+            records=records,
+        )
+
+    def items(self, iterations: int) -> list[_Item]:
+        """The streams of every bucket that holds targets, by bucket then first iteration; a
+        bucket takes max(1, BLOCK_RECORDS // its records) iterations per stream."""
+        targets = self.starts.diff()
+        items = []
+        for bucket in nonzero(targets > 0).tolist():
+            records = int(self.records[bucket])
+            group = max(1, BLOCK_RECORDS // max(records, 1))
+            for k0 in range(0, iterations, group):
+                k1 = min(k0 + group, iterations)
+                repeats = k1 - k0
+                items.append(
+                    _Item(bucket, k0, k1, int(targets[bucket]) * repeats, records * repeats)
+                )
+        return items
+
+    def draws(self, unit: list[_Item]) -> tuple[Tensor, Tensor]:
+        """(P,) owner and (P,) iteration of the unit's draws, item by item, iteration-major."""
+        owners, iterations = [], []
+        for item in unit:
+            targets = self.by_bucket[self.starts[item.bucket] : self.starts[item.bucket + 1]]
+            owners.append(targets.repeat(item.k1 - item.k0))
+            iterations.append(torch.arange(item.k0, item.k1).repeat_interleave(targets.numel()))
+        return concat(owners), concat(iterations)
+
+
+def _units(items: list[_Item]) -> list[list[_Item]]:
+    """Consecutive items batched up to BLOCK_RECORDS candidates (a larger item alone)."""
+    units: list[list[_Item]] = []
+    candidates = 0
+    for item in items:
+        if units and candidates + item.candidates <= BLOCK_RECORDS:
+            units[-1].append(item)
+            candidates += item.candidates
+        else:
+            units.append([item])
+            candidates = item.candidates
     return units
 
 
+def _bucket_uniforms(layout: _BucketLayout, columns: int, seed: int) -> Tensor:
+    """(B, columns) float64 uniforms on [0, 1) on the CPU: bucket b's targets, in Bags order,
+    take the rows of stream (seed, _RATES, b)."""
+    counts = layout.starts.diff()
+    present = nonzero(counts > 0).tolist()
+    gens = [_generator(torch.device("cpu"), seed, _RATES, b) for b in present]
+    out = torch.empty((layout.by_bucket.numel(), columns), dtype=torch.float64)
+    if present:
+        drawn = [
+            torch.rand((int(counts[b]), columns), generator=g, dtype=torch.float64)
+            for b, g in zip(present, gens)
+        ]
+        out[layout.by_bucket] = torch.cat(drawn)  # (targets in bucket, columns) blocks
+    return out
+
+
+def _uniforms(gens: list[torch.Generator], counts: list[int], device) -> Tensor:
+    """(sum counts,) float64 uniforms on [0, 1): counts[i] of them from gens[i], in order."""
+    parts = [
+        torch.rand(c, generator=g, device=device, dtype=torch.float64) for g, c in zip(gens, counts)
+    ]
+    return parts[0] if len(parts) == 1 else concat(parts)
+
+
+def _random_bytes(gens: list[torch.Generator], counts: list[int], device) -> Tensor:
+    """(sum counts,) uint8 uniform random bytes: counts[i] of them from gens[i] (drawn as
+    64-bit words, 8 bytes a word), in order."""
+    parts = [
+        torch.empty((c + 7) // 8, dtype=torch.int64, device=device)
+        .random_(-(2**63), 2**63 - 1, generator=g)
+        .view(torch.uint8)[:c]
+        for g, c in zip(gens, counts)
+    ]
+    return parts[0] if len(parts) == 1 else concat(parts)
+
+
+# ---------------------------------------------------------------------- kernels
 def _windows(first_rows: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
     """Rows ``first_rows[d] + arange(m[d])`` for every draw d, and their (P+1,) offsets."""
     return expand_ranges(first_rows, m), offsets_from_lengths(m)
 
 
 def _smallest_keys(
-    n: Tensor, m: Tensor, draw_of: Tensor, first: int, gen: torch.Generator
+    n: Tensor, m: Tensor, draw_of: Tensor, keys: Tensor, tie_breaks: Callable[[Tensor], Tensor]
 ) -> Tensor:
     """Positions of a uniform m[d]-subset of draw d's n[d] candidates, ascending; (sum m,) int64.
 
-    Candidates of draw d are contiguous; ``draw_of`` (E,) gives each candidate's draw plus
-    ``first``. Every candidate gets a random 8-bit key and the m smallest keys win (ties
-    broken by a second random key), which is a uniform subset. Instead of sorting, keys below
-    the expected threshold t = m/n minus a ``BAND_SIGMAS`` band are taken outright and only the
-    few keys inside the band are sorted. A draw whose band misses its m-th key (about 1e-9 of
-    draws) falls back to a band covering every key. Exact either way.
+    Candidates of draw d are contiguous; ``draw_of`` (E,) int32 gives each candidate's draw,
+    ``keys`` (E,) uint8 its random key, and the m smallest keys win (ties broken by
+    ``tie_breaks(band_draw)``: uniforms for the band's candidates, whose draws ``band_draw``
+    ascend), which is a uniform subset. Instead of sorting, keys below the expected threshold
+    t = m/n minus a ``BAND_SIGMAS`` band are taken outright and only the few keys inside the
+    band are sorted. A draw whose band misses its m-th key (about 1e-9 of draws) falls back to
+    a band covering every key. Exact either way.
     """
     device = n.device
     n_cand = draw_of.numel()
-    words = torch.empty((n_cand + 7) // 8, dtype=torch.int64, device=device).random_(
-        -(2**63), 2**63 - 1, generator=gen
-    )
-    keys = words.view(torch.uint8)[:n_cand]
     cand_offsets = offsets_from_lengths(n)
     nf = n.to(torch.float64).clamp(min=1)
     t = m.to(torch.float64) / nf
@@ -291,16 +403,16 @@ def _smallest_keys(
     count_dtype = torch.float32 if n_cand < 2**24 else torch.float64
 
     def split(low: Tensor, high: Tensor):
-        # one gather of (low, high) byte pairs; the table is indexed by draw + first
+        # one gather of (low, high) byte pairs per candidate
         packed = torch.stack([low, high], 1).to(torch.uint8).view(torch.int16).squeeze(1)
-        bounds = F.pad(packed, (first, 0)).index_select(0, draw_of).view(torch.uint8)
+        bounds = packed.index_select(0, draw_of).view(torch.uint8)
         low_k, high_k = bounds[0::2], bounds[1::2]
         taken = keys < low_k
         band = nonzero((keys >= low_k) & (keys <= high_k))
         n_taken = torch.segment_reduce(
             taken.to(count_dtype), "sum", offsets=cand_offsets, unsafe=True, initial=0.0
         )
-        n_band = torch.bincount(draw_of[band].long() - first, minlength=n.numel())
+        n_band = torch.bincount(draw_of[band].long(), minlength=n.numel())
         return taken, band, m - n_taken.round().long(), n_band
 
     taken, band, need, n_band = split(low, high)
@@ -310,8 +422,8 @@ def _smallest_keys(
             torch.where(failed, torch.zeros_like(low), low),
             torch.where(failed, torch.full_like(high, 255), high),
         )
-    band_draw = draw_of[band].long() - first
-    tie_break = torch.rand(band.numel(), generator=gen, device=device, dtype=torch.float64)
+    band_draw = draw_of[band].long()
+    tie_break = tie_breaks(band_draw)
     sort_key = band_draw.to(torch.float64) + (keys[band].to(torch.float64) + tie_break) / 512
     order = argsort(sort_key)
     band, band_draw = band[order], band_draw[order]

@@ -170,6 +170,16 @@ def test_sort_primitives_match_torch(device):
     assert torch.equal(x[ops.argsort(x)], torch.sort(x).values)
     mask = torch.tensor(rng.random(300) < 0.3, device=device)
     assert torch.equal(ops.nonzero(mask), torch.nonzero(mask).squeeze(1))
+    pieces = [
+        torch.tensor(rng.integers(0, 256, k), dtype=torch.uint8, device=device)
+        for k in (5, 0, 13, 8)
+    ]
+    assert torch.equal(ops.concat(pieces), torch.cat(pieces))
+    counts = torch.tensor(rng.integers(0, 4, 40), device=device)
+    values = torch.arange(40, dtype=torch.int32, device=device)
+    want = torch.repeat_interleave(values, counts)
+    assert torch.equal(ops.repeat(values, counts), want)
+    assert torch.equal(ops.repeat(values, counts, want.numel()), want)
 
 
 def test_segment_sort_sorts_within_segments_only(device):

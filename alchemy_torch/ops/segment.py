@@ -15,10 +15,12 @@ Offsets are trusted (``unsafe=True``): validate them once where they are built
 Work that grows with the data is cut into chunks of about :data:`CHUNK_RECORDS` values
 (:func:`chunk_bounds`); chunks never change results.
 
-Sorting, ``nonzero`` and ``argsort`` go through the primitives below: on CPU they call numpy,
-whose SIMD sort and ``flatnonzero`` are several times faster than torch's on the same data
-(a 4M int64 sort: 49 ms against 264 ms; ``nonzero``: 4 ms against 24 ms); on CUDA they call
-torch. Results are identical on both.
+Sorting, ``nonzero``, ``argsort``, ``concat`` and ``repeat`` go through the primitives below:
+on CPU they call numpy, whose SIMD sort and ``flatnonzero`` are several times faster than
+torch's on the same data (a 4M int64 sort: 49 ms against 264 ms; ``nonzero``: 4 ms against
+24 ms) and whose concatenation of 1-d pieces is much faster than torch 2.13's ``cat`` here
+(14 pieces, 4.2M bytes: 0.6 ms against 100 ms); on CUDA they call torch. Results are
+identical on both.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = [
     "chunk_bounds",
     "nonzero",
     "argsort",
+    "concat",
+    "repeat",
     "stable_argsort",
     "sort_values",
     "check_offsets",
@@ -84,6 +88,21 @@ def argsort(x: Tensor) -> Tensor:
     if x.device.type == "cpu":
         return torch.from_numpy(np.argsort(x.numpy()))
     return torch.sort(x).indices
+
+
+def concat(parts: list[Tensor]) -> Tensor:
+    """1-d tensors of one dtype and device, end to end (at least one)."""
+    if parts[0].device.type == "cpu":
+        return torch.from_numpy(np.concatenate([p.numpy() for p in parts]))
+    return torch.cat(parts)
+
+
+def repeat(values: Tensor, repeats: Tensor, total: int | None = None) -> Tensor:
+    """(sum(repeats),) ``values[i]`` repeated ``repeats[i]`` times, in order (1-d, one device);
+    ``total``: sum(repeats) when known (saves a device sync on CUDA)."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.repeat(values.numpy(), repeats.numpy()))
+    return torch.repeat_interleave(values, repeats, output_size=total)
 
 
 def sort_values(key: Tensor, bound: int) -> Tensor:

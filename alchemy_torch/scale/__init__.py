@@ -10,9 +10,11 @@
 
 Records are hash-partitioned by target (:func:`partition_of`), so a partition holds whole
 bags and is read, drawn and featurised alone: memory follows the largest partition (and the
-resampler's ``chunk_records``), not the corpus. Corpus-wide context (the DNS IP -> domains
-index, the monitoring period) comes from a first pass over the training partitions that keeps
-only a small summary of each (:data:`CONTEXT`).
+resampler's ``chunk_records``), not the corpus. It holds whole resampling buckets too
+(:func:`alchemy_torch.resample.bucket_of`), so its vectors are exactly those the whole corpus
+gets in memory (:meth:`methods.Vectors.compute`, same seed). Corpus-wide context (the DNS
+IP -> domains index, the monitoring period) comes from a first pass over the training
+partitions that keeps only a small summary of each (:data:`CONTEXT`).
 
 Past one machine, the one partition function runs as one task per partition on a Dask
 distributed cluster (``client=``): a ``LocalCluster`` on one machine, ``dask-jobqueue`` on

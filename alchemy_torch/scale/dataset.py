@@ -7,7 +7,9 @@ Layout (hive partitioning, readable by ``pyarrow.dataset``, Spark, DuckDB, Dask)
                                       partition_of([t], P) == p, per-record ``label`` optional
 
 Every record of a target lies in one partition, so a partition is a set of whole bags: it
-can be read, drawn and turned into vectors on its own, in any order, on any machine.
+can be read, drawn and turned into vectors on its own, in any order, on any machine. A
+partition is a set of whole resampling buckets too (:func:`alchemy_torch.resample.bucket_of`),
+so its targets get the draws they get in the whole corpus.
 """
 
 from __future__ import annotations
@@ -26,21 +28,21 @@ from alchemy_torch.bags import Bags
 from alchemy_torch.io.errors import DataFormatError
 from alchemy_torch.io.schema import COLUMNS, KINDS, TARGET
 from alchemy_torch.params import Params
+from alchemy_torch.resample import STREAM_BUCKETS, bucket_of
 
 __all__ = ["HASH", "META", "PARTITION", "PartitionedRecords", "partition_of", "write_partitioned"]
 
 #: the hive partition column and the metadata file of a partitioned dataset
 PARTITION, META = "partition", "_alchemy.json"
 #: how a target's name picks its partition (recorded in the metadata; readers check it)
-HASH = "pandas.util.hash_array(utf-8 name) mod partitions"
+HASH = f"pandas.util.hash_array(utf-8 name) mod {STREAM_BUCKETS} (resampling bucket) mod partitions"
 
 
 def partition_of(names, partitions: int) -> np.ndarray:
-    """(n,) int32 partition of each target name: a stable hash (same on every machine and run)
-    of the name, modulo ``partitions``."""
-    names = np.asarray(names, dtype=object).astype(str)
-    hashes = pd.util.hash_array(names.astype(object), categorize=True)
-    return (hashes % np.uint64(partitions)).astype(np.int32)
+    """(n,) int32 partition of each target name: its resampling bucket (a stable hash of the
+    name, :func:`~alchemy_torch.resample.bucket_of`) modulo ``partitions``, so that a partition
+    holds whole buckets. At most STREAM_BUCKETS partitions hold targets."""
+    return (bucket_of(names) % partitions).astype(np.int32)
 
 
 def write_partitioned(
@@ -54,8 +56,11 @@ def write_partitioned(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if partitions < 1:
-        raise ValueError(f"partitions must be >= 1, got {partitions}")
+    if not 1 <= partitions <= STREAM_BUCKETS:
+        raise ValueError(
+            f"partitions must be in [1, {STREAM_BUCKETS}] (one resampling bucket or more each), "
+            f"got {partitions}"
+        )
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: write a partitioned dataset to a new folder")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from alchemy_torch.datasets.synthetic import ipv4, synthetic
-from alchemy_torch.resample import derive_seed
+from alchemy_torch.resample import STREAM_BUCKETS, derive_seed
 from alchemy_torch.scale.dataset import write_partitioned
 
 __all__ = ["RECORDS_PER_TARGET", "synthetic_chunks", "write_synthetic"]
@@ -71,8 +71,8 @@ def write_synthetic(
     **options,
 ) -> int:
     """Write :func:`synthetic_chunks` as a dataset partitioned by target (default: one
-    partition per ~2M records); returns the records written."""
+    partition per ~2M records, at most one per resampling bucket); returns the records written."""
     if partitions is None:
-        partitions = max(1, round(records / 2_000_000))
+        partitions = min(STREAM_BUCKETS, max(1, round(records / 2_000_000)))
     chunks = synthetic_chunks(kind, records, chunk_records, seed=seed, **options)
     return write_partitioned(kind, chunks, out, partitions)

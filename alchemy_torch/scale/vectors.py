@@ -5,13 +5,15 @@ Output layout (hive partitioning, one file per partition, one row group per memo
     OUT/partition=p/part-0.parquet    target (str), label (int8), iteration (int32; -1 for
                                       the original vector), then one float column per feature
 
-Randomness: partition ``p`` draws with ``derive_seed(seed, p)``. Its vectors depend on the seed
-and on its own records only -- not on the order, process or machine partitions run on, nor on
-memory chunking -- so a cluster gives the single-process result exactly. (Over a whole corpus
-in memory, :meth:`Vectors.compute` draws every target from one stream instead: the pseudo
-vectors are other, equally distributed draws. The originals agree, except that DNS bags built
-within a corpus and alone can order records with equal timestamps differently: Bags breaks
-those ties with a hash of corpus-wide answer codes.)
+Randomness: every partition draws with ``seed`` itself. The resampler's random streams belong
+to target-hash buckets (:func:`alchemy_torch.resample.bucket_of`) and a partition holds whole
+buckets, so a target's draws are those it gets when the whole corpus is drawn in memory
+(:meth:`Vectors.compute`): the partitioned path gives the in-memory vectors exactly, and they
+depend on the seed and the records only -- not on the order, process or machine partitions run
+on, nor on memory chunking -- so a cluster gives the single-process result too. One caveat:
+DNS bags built within a corpus and alone can order records with equal timestamps differently
+(Bags breaks those ties with a hash of corpus-wide answer codes), which moves order-dependent
+DNS features of such targets (``record_changes_ttl``) and the last bits of their sums.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sklearn.base import clone
 
 from alchemy_torch.bags import Bags
 from alchemy_torch.methods.vectors import Vectors
-from alchemy_torch.resample import Draws, Resampler, derive_seed
+from alchemy_torch.resample import Draws, Resampler
 from alchemy_torch.scale.dataset import PARTITION, PartitionedRecords
 
 __all__ = ["CONTEXT", "fit_extractor", "partition_vectors", "read_vectors", "write_vectors"]
@@ -119,7 +121,7 @@ def partition_vectors(
         originals = Draws.originals(bags)
         write(extractor(bags, originals), originals.owner, originals.iteration)
         if resampler is not None:
-            for x, draws in extractor.iter_draws(bags, resampler, derive_seed(seed, partition)):
+            for x, draws in extractor.iter_draws(bags, resampler, seed):
                 write(x, draws.owner, draws.iteration)
     os.replace(partial, path)
     return {
