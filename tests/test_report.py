@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -165,3 +166,28 @@ def test_slides_numbers_are_method_md_s_table():
             rows[name] = [float(c) for c in cells[1:]]
     # METHOD.md's columns: NF RF, NF DNN, NF SVM, PDNS ..., HTTP ...
     assert pd.DataFrame(rows).T.values.tolist() == report.SLIDES_AUC.values.tolist()
+
+
+def test_cells_of_a_sweep_are_in_numeric_order_of_k(tmp_path):
+    for k in (10, 2, 50):
+        cell = tmp_path / f"k{k}"
+        cell.mkdir()
+        results = {
+            "status": "ok",
+            "cell": {"data": "synthetic-http", "kind": "http", "method": "alchemy4", "model": "rf"},
+            "overrides": [f"method.resampler.iterations={k}"],
+            "params": {"resampler": {"iterations": k, "option": 4}},
+            "summary": {"roc_auc_mean": 0.9, "roc_auc_std": 0.01},
+            "folds": [{"roc_auc": 0.9}],
+        }
+        (cell / "results.json").write_text(json.dumps(results))
+    assert list(report.collect(tmp_path)["iterations"]) == [2, 10, 50]
+
+
+def test_report_without_original_says_there_are_no_paired_gains(run_folder, tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for cell in report.collect(run_folder).query("method == 'alchemy2'")["folder"]:
+        shutil.copytree(run_folder / cell, sweep / cell)
+    cli.report_main([str(sweep)])
+    out = capsys.readouterr().out
+    assert "No paired gains: no Original cell" in out and "Paired gain over" not in out

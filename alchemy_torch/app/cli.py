@@ -133,8 +133,11 @@ def report_main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"alchemy-report: error: {one_line(error)}")
     print(written["table"])
-    print("Paired gain over Original (ROC-AUC points on the same folds; folds improved):\n")
-    print(written["gains"])
+    if written["gains"]:
+        print("Paired gain over Original (ROC-AUC points on the same folds; folds improved):\n")
+        print(written["gains"])
+    else:
+        print("No paired gains: no Original cell with the same folds (add method=original).\n")
     for row in written["failed"].itertuples():
         print(f"failed: {row.folder}: {row.error}")
     out = Path(written["files"][0]).parent

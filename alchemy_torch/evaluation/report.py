@@ -101,8 +101,8 @@ def collect(folder) -> pd.DataFrame:
     cells["label"] = cells["method"].where(shown == "", cells["method"] + " [" + shown + "]")
     rank = {name: i for i, name in enumerate(METHOD_ORDER)}
     order = cells["method"].map(rank).fillna(len(rank))
-    cells = cells.assign(_rank=order).sort_values(
-        ["_rank", "label", "data", "model"], kind="stable"
+    cells = cells.assign(_rank=order).sort_values(  # K and the option in numeric order
+        ["_rank", "method", "iterations", "option", "label", "data", "model"], kind="stable"
     )
     return cells.drop(columns=["_rank", "overrides"]).reset_index(drop=True)
 
@@ -182,13 +182,14 @@ def write_report(folder, out=None) -> dict:
     table.csv and table.md (the slides' table), gains.csv and gains.md (paired gains over
     Original), cells.csv (every cell and metric), and PNG plots: auc_vs_k.png (when K
     varies), roc_DATA_MODEL.png, distances_DATA_MODEL.png (Alchemy 4).
-    Returns {"table": markdown, "gains": markdown, "files": [paths], "failed": cells}."""
+    Returns {"table": markdown, "gains": markdown ("" without Original cells to compare with),
+    "files": [paths], "failed": cells}."""
     folder = Path(folder)
     out = Path(out) if out is not None else folder / "report"
     cells = collect(folder)
     out.mkdir(parents=True, exist_ok=True)
     table, gains = paper_table(cells), paired_gains(cells)
-    text, gains_text = markdown(table), markdown(gains)
+    text, gains_text = markdown(table), markdown(gains) if len(gains.columns) else ""
     table.to_csv(out / "table.csv")
     (out / "table.md").write_text(text)
     gains.to_csv(out / "gains.csv")
