@@ -223,6 +223,6 @@ def test_fold_errors_name_the_evaluation_keys():
     with pytest.raises(FoldError) as error:
         fold_splits((np.arange(8) < 4).astype(int), 2, seed=0, groups=grouped)
     line = one_line(error.value)
-    assert line.startswith("FoldError: malicious targets come from 1 groups")
+    assert line.startswith("FoldError: malicious targets come from 1 group(s)")
     assert "set evaluation.groups=null" in line and "groups=None" not in line
     assert one_line(ValueError("folds=")) == "ValueError: folds="  # other errors unchanged

@@ -200,10 +200,15 @@ def test_metrics():
 def test_groups_that_cannot_fill_the_folds_are_a_one_line_error():
     labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     one_capture_per_class = np.where(labels == 1, "sandbox", "office")
-    with pytest.raises(FoldError, match="from 1 groups and benign ones from 1; .*groups=None"):
+    with pytest.raises(
+        FoldError,
+        match=r"from 1 group\(s\) and benign ones from 1; .*hold both classes: set groups=None",
+    ):
         fold_splits(labels, 2, seed=0, groups=one_capture_per_class)
     two_malicious_captures = np.array(["a", "a", "b", "b", "c", "d", "e", "f", "g", "h"])
-    with pytest.raises(FoldError, match="from 2 groups .* lower folds= to at most 2"):
+    with pytest.raises(
+        FoldError, match=r"from 2 group\(s\) .* lower folds= to at most 2 or set groups=None"
+    ):
         fold_splits(labels, 3, seed=0, groups=two_malicious_captures)
     for train, test in fold_splits(labels, 2, seed=0, groups=two_malicious_captures):
         assert set(labels[test]) == {0, 1}

@@ -199,11 +199,11 @@ def _check_groups(labels: np.ndarray, folds: int, groups: np.ndarray) -> None:
     malicious, benign = (len(np.unique(groups[labels == value])) for value in (1, 0))
     fewest = min(malicious, benign)
     if fewest < folds:
+        change = f"lower folds= to at most {fewest} or " if fewest >= 2 else ""
         raise FoldError(
-            f"malicious targets come from {malicious} groups and benign ones from "
-            f"{benign}; grouped folds keep a group whole, so {folds} folds cannot all "
-            f"hold both classes: lower folds= to at most {fewest} (if >= 2) or set groups=None "
-            "(ungrouped folds keep the capture confound in)"
+            f"malicious targets come from {malicious} group(s) and benign ones from {benign}; "
+            f"grouped folds keep a group whole, so {folds} folds cannot all hold both classes: "
+            f"{change}set groups=None (ungrouped folds keep the capture confound in)"
         )
 
 
