@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from alchemy_torch.bags import Bags
-from alchemy_torch.features import describe, make
+from alchemy_torch.features import describe, http, make
 from alchemy_torch.features.http import HttpFeatures, _pair_histogram, request_table
 from alchemy_torch.ops.segment import segment_ids, segment_sort
 from alchemy_torch.resample import Draws, Resampler
@@ -212,6 +212,22 @@ def test_draws_match_reference(cpu_bags, aggregation, bins, use_referrer):
         ]
     )
     assert_close(out, expected)
+
+
+@pytest.mark.parametrize("cells_per_row", [0, 10**9])
+def test_histogram_and_sorted_medians_agree_with_the_reference(cpu_bags, cells_per_row):
+    """Both median paths: one integer sort per feature (0 cells allowed) or the (draw, rank)
+    histogram (any number allowed) give the reference's features."""
+    draws = Resampler(4, iterations=3, rate_range=(0.2, 0.9), min_size=1).draw(cpu_bags, seed=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(http, "HISTOGRAM_CELLS_PER_ROW", cells_per_row)
+        out = make("http")(cpu_bags, draws)
+    offsets, rows = draws.offsets.numpy(), draws.rows.numpy()
+    expected = [
+        ref_vector(records_of(cpu_bags, rows[offsets[d] : offsets[d + 1]]), "stats", 8, 36)
+        for d in range(len(draws))
+    ]
+    assert_close(out, np.stack(expected))
 
 
 def test_rate_one_draws_reproduce_originals(cpu_bags, device):

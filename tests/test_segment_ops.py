@@ -199,13 +199,30 @@ def test_segment_order_sorts_by_cached_ranks(device):
     rng = np.random.default_rng(8)
     values = torch.tensor(rng.integers(0, 7, 40).astype(np.float64), device=device)
     offsets = torch.tensor([0, 5, 5, 21, 40], device=device)
-    ranks, n_ranks = ops.dense_ranks(values)
-    assert n_ranks == values.unique().numel()
-    assert torch.equal(values.unique()[ranks], values)
-    order = ops.segment_order(ranks, n_ranks, offsets)
+    ranks, uniques = ops.dense_ranks(values)
+    assert torch.equal(uniques, values.unique())
+    assert torch.equal(uniques[ranks], values)
+    order = ops.segment_order(ranks, uniques.numel(), offsets)
     assert torch.equal(values[order], ops.segment_sort(values, offsets))
     ids = ops.segment_ids(offsets)
     assert torch.equal(ids[order], ids), "no value leaves its segment"
+
+
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("levels", [1, 3, 50])
+def test_ranked_quantile_equals_the_sorted_one(device, q, levels):
+    rng = np.random.default_rng(levels)
+    lengths = torch.tensor(rng.integers(0, 12, 40), device=device)  # some segments empty
+    offsets = ops.offsets_from_lengths(lengths)
+    values = torch.tensor(rng.integers(0, levels, int(offsets[-1])) * 1.5 - 2.0, device=device)
+    ranks, uniques = ops.dense_ranks(values)
+    got = ops.segment_quantile_ranked(ranks, uniques, offsets, q)
+    want = ops.segment_quantile(values, offsets, q)
+    assert torch.equal(got, want), "same positions, same blend: equal to the last bit"
+    assert (lengths == 0).any() and (got[lengths == 0] == 0).all()
+    no_values = torch.zeros(3, dtype=torch.int64, device=device)
+    empty = ops.segment_quantile_ranked(ranks[:0], uniques[:0], no_values, q)
+    assert torch.equal(empty, torch.zeros(2, dtype=torch.float64, device=device))
 
 
 def test_offset_and_range_helpers(device):

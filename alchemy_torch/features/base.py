@@ -61,25 +61,34 @@ _STATS5_BEHAVIOUR = {
 }
 
 
-def stats5(values: Tensor, offsets: Tensor, sorted_values: Tensor | None = None) -> Tensor:
+def stats5(
+    values: Tensor,
+    offsets: Tensor,
+    sorted_values: Tensor | None = None,
+    median: Tensor | None = None,
+) -> Tensor:
     """(S, 5*F) mean, population std, min, max, median of every column of (N, F) ``values``.
 
     Columns are ordered stat-major within each field: field0 stats5, field1 stats5, ...
-    Empty segments give zeros. ``sorted_values``: ``values`` sorted within segments, when
-    the caller has them.
+    Empty segments give zeros. ``sorted_values``: ``values`` sorted within segments, or
+    ``median``: (S,) or (S, F), when the caller has them (no sort then).
     """
     if values.dim() == 1:
         values = values.unsqueeze(1)
-    if sorted_values is None:
-        sorted_values = seg.segment_sort(values, offsets)
-    elif sorted_values.dim() == 1:
-        sorted_values = sorted_values.unsqueeze(1)
+    if median is None:
+        if sorted_values is None:
+            sorted_values = seg.segment_sort(values, offsets)
+        elif sorted_values.dim() == 1:
+            sorted_values = sorted_values.unsqueeze(1)
+        median = seg.segment_median(values, offsets, sorted_x=sorted_values)
+    elif median.dim() == 1:
+        median = median.unsqueeze(1)
     parts = [
         seg.segment_mean(values, offsets),
         seg.segment_std(values, offsets, correction=0),
         seg.segment_min(values, offsets),
         seg.segment_max(values, offsets),
-        seg.segment_median(values, offsets, sorted_x=sorted_values),
+        median,
     ]
     return torch.stack(parts, dim=2).reshape(offsets.numel() - 1, -1)
 

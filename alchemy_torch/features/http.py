@@ -90,6 +90,9 @@ REQUEST_FEATURES = {
 }
 CACHE_KEY = "http_request_features"
 RANKS_KEY = "http_request_ranks"
+#: a draw median comes from a (draw, rank) histogram while it has at most this many cells per
+#: gathered record (few distinct values), else from one integer sort of the ranks
+HISTOGRAM_CELLS_PER_ROW = 2
 _OTHER, _VOWEL, _CONSONANT, _DIGIT, _BASE64_SIGN = range(5)
 
 
@@ -172,20 +175,28 @@ class HttpFeatures(FeatureExtractor):
         used = [list(REQUEST_FEATURES).index(name) for name in self.request_features]
         columns = (table[f][segments.rows] for f in used)
         if self.aggregation == "stats":
-            # dense ranks per feature, once per Bags: each draw-level sort is one integer sort
+            # dense ranks per feature, once per Bags: the medians need no float sort
             ranks = bags.cached(
                 RANKS_KEY, lambda: [seg.dense_ranks(table[f]) for f in range(len(table))]
             )
             count = segments.lengths.to(torch.float64).unsqueeze(1)
-            stats = []
-            for f, x in zip(used, columns):
-                rank, n_ranks = ranks[f]
-                order = seg.segment_order(
-                    rank[segments.rows], n_ranks, segments.offsets, segments.ids
-                )
-                stats.append(stats5(x, segments.offsets, sorted_values=x[order]))
+            stats = [
+                stats5(x, segments.offsets, median=_median(segments, *ranks[f]))
+                for f, x in zip(used, columns)
+            ]
             return torch.cat([*stats, count], dim=1)
         return _bartos(columns, segments.offsets, self.bins)
+
+
+def _median(segments: Segments, ranks: Tensor, uniques: Tensor) -> Tensor:
+    """(P,) median of every draw of a feature given by its per-record dense ``ranks`` (N,)
+    into ``uniques`` (U,): a histogram of (draw, rank) when it has at most
+    HISTOGRAM_CELLS_PER_ROW cells per gathered record, else one integer sort."""
+    rank = ranks[segments.rows]
+    if len(segments) * uniques.numel() <= HISTOGRAM_CELLS_PER_ROW * rank.numel():
+        return seg.segment_quantile_ranked(rank, uniques, segments.offsets, 0.5, segments.ids)
+    order = seg.segment_order(rank, uniques.numel(), segments.offsets, segments.ids)
+    return seg.segment_median(uniques[rank], segments.offsets, sorted_x=uniques[rank[order]])
 
 
 # ---------------------------------------------------------------------- per-request table

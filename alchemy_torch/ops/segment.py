@@ -55,6 +55,7 @@ __all__ = [
     "segment_order",
     "quantile_positions",
     "segment_quantile",
+    "segment_quantile_ranked",
     "segment_median",
     "segment_nunique",
     "segment_runs",
@@ -265,10 +266,11 @@ def segment_sort_codes(codes: Tensor, n_codes: int, ids: Tensor, n_seg: int) -> 
     return sort_values(base + codes, bound).sub_(base)
 
 
-def dense_ranks(x: Tensor) -> tuple[Tensor, int]:
-    """(N,) int64 rank of every value among the distinct values of 1-d ``x``, and their number."""
+def dense_ranks(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(N,) int64 rank of every value among the distinct values of 1-d ``x``, and those (U,)
+    distinct values in ascending order: ``uniques[ranks] == x``."""
     uniques, inverse = torch.unique(x, return_inverse=True)
-    return inverse, uniques.numel()
+    return inverse, uniques
 
 
 def segment_order(
@@ -317,6 +319,38 @@ def segment_quantile(
     hi = xs[(offsets[:-1] + hi_pos).clamp(0, xs.shape[0] - 1)]
     out = lo + (hi - lo) * _expand(frac.to(xs.dtype), lo)
     return torch.where(_expand(lengths > 0, out), out, torch.zeros_like(out))
+
+
+def segment_quantile_ranked(
+    ranks: Tensor, uniques: Tensor, offsets: Tensor, q: float, ids: Tensor | None = None
+) -> Tensor:
+    """:func:`segment_quantile` of ``uniques[ranks]`` without sorting: (S,) float.
+
+    ``ranks`` (N,) int64 index the ascending distinct values ``uniques`` (U,)
+    (:func:`dense_ranks`). A histogram of every (segment, rank) pair, summed along the ranks,
+    says which rank sits at each quantile position: O(N + S * U) work and memory, the fast
+    path when S * U is not much more than N (values of few distinct levels).
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must lie in [0, 1], got {q}")
+    lengths = offsets.diff()
+    n_seg, n_ranks = lengths.numel(), uniques.numel()
+    values = _as_float(uniques)
+    if ranks.numel() == 0:
+        return values.new_zeros(n_seg)
+    ids = segment_ids(offsets, ranks.shape[0]) if ids is None else ids
+    pairs = ids.long() * n_ranks + ranks
+    cumulative = torch.bincount(pairs, minlength=n_seg * n_ranks).view(n_seg, n_ranks).cumsum(1)
+    lo_pos, hi_pos, frac = quantile_positions(lengths, q)
+
+    def value_at(position: Tensor) -> Tensor:
+        # the first rank whose cumulative count exceeds the position
+        rank = torch.searchsorted(cumulative, position.clamp(min=0).unsqueeze(1), right=True)
+        return values[rank.squeeze(1).clamp(max=n_ranks - 1)]
+
+    lo, hi = value_at(lo_pos), value_at(hi_pos)
+    out = lo + (hi - lo) * frac.to(values.dtype)
+    return torch.where(lengths > 0, out, torch.zeros_like(out))
 
 
 def segment_median(x: Tensor, offsets: Tensor, sorted_x: Tensor | None = None) -> Tensor:
