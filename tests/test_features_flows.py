@@ -13,6 +13,7 @@ from conftest import random_flows
 from alchemy_torch import Bags, Draws, Resampler, datasets
 from alchemy_torch.features import make
 from alchemy_torch.features.flows import FlowFeatures
+from alchemy_torch.ops import segment
 
 OPTIONS = [
     {},
@@ -251,6 +252,17 @@ def test_matches_reference_on_originals_and_draws(records, options, device):
     check(originals, reference_matrix(bags, Draws.originals(bags), **options))
     draws = Resampler(4, iterations=2, min_size=1).draw(bags, seed=5)
     check(extractor(bags, draws), reference_matrix(bags, draws, **options))
+
+
+@pytest.mark.parametrize("cells_per_value", [0, 10**9], ids=["sorted", "histogram"])
+def test_both_order_statistic_paths_match_reference(cells_per_value, monkeypatch):
+    """Min, median and max of packets and bytes per packet: from one integer sort per column
+    (no histogram fits) or from the (segment, rank) histogram (every one fits)."""
+    monkeypatch.setattr(segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
+    bags = Bags.from_records("flows", random_flows(n_records=300, seed=4))
+    draws = Resampler(4, iterations=2, min_size=1).draw(bags, seed=6)
+    check(FlowFeatures()(bags, draws), reference_matrix(bags, draws))
+    check(FlowFeatures()(bags), reference_matrix(bags, Draws.originals(bags)))
 
 
 @pytest.mark.parametrize("options", OPTIONS[2:], ids=["5tuple", "autocorr", "all"])

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from alchemy_torch.bags import Bags
-from alchemy_torch.features import describe, http, make
+from alchemy_torch.features import describe, make
 from alchemy_torch.features.http import HttpFeatures, _pair_histogram, request_table
+from alchemy_torch.ops import segment
 from alchemy_torch.ops.segment import segment_ids, segment_sort
 from alchemy_torch.resample import Draws, Resampler
 
@@ -220,7 +221,7 @@ def test_histogram_and_sorted_medians_agree_with_the_reference(cpu_bags, cells_p
     histogram (any number allowed) give the reference's features."""
     draws = Resampler(4, iterations=3, rate_range=(0.2, 0.9), min_size=1).draw(cpu_bags, seed=2)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(http, "HISTOGRAM_CELLS_PER_ROW", cells_per_row)
+        patch.setattr(segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_row)
         out = make("http")(cpu_bags, draws)
     offsets, rows = draws.offsets.numpy(), draws.rows.numpy()
     expected = [

@@ -255,7 +255,8 @@ class FlowFeatures(FeatureExtractor):
 
         The per-record ranks of [pkts, bytes_per_pkt, bytes] into the sorted distinct ``levels``
         of each column make one integer sort per column order every segment; min, median and
-        max only read the sorted ranks at a few positions per segment.
+        max only read the sorted ranks at a few positions per segment, which a (segment, rank)
+        histogram gives without sorting when a column has few levels.
         """
         n = offsets.diff()
         n_seg, n_rec = n.numel(), ids.numel()
@@ -274,11 +275,16 @@ class FlowFeatures(FeatureExtractor):
         nonempty = n > 0
         zero = torch.zeros((), dtype=torch.float64, device=n.device)
         stats = []
+        positions = torch.stack([torch.zeros_like(n), lo_pos, hi_pos, n - 1], 1)
         for c in range(2):
-            ordered = seg.segment_sort_codes(ranks[c], levels[c].numel(), ids, n_seg)
-            low, lo, hi, high = (
-                levels[c].index_select(0, ordered.index_select(0, at)).view(4, n_seg)
-            )
+            if seg.histogram_fits(n_seg, levels[c].numel(), n_rec):  # few levels: no sort
+                at_rank = seg.segment_ranks_at(ranks[c], levels[c].numel(), offsets, positions, ids)
+                low, lo, hi, high = levels[c].index_select(0, at_rank.flatten()).view(n_seg, 4).T
+            else:
+                ordered = seg.segment_sort_codes(ranks[c], levels[c].numel(), ids, n_seg)
+                low, lo, hi, high = (
+                    levels[c].index_select(0, ordered.index_select(0, at)).view(4, n_seg)
+                )
             median = lo + (hi - lo) * frac
             stats.append(
                 torch.stack(

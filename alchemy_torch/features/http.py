@@ -90,9 +90,6 @@ REQUEST_FEATURES = {
 }
 CACHE_KEY = "http_request_features"
 RANKS_KEY = "http_request_ranks"
-#: a draw median comes from a (draw, rank) histogram while it has at most this many cells per
-#: gathered record (few distinct values), else from one integer sort of the ranks
-HISTOGRAM_CELLS_PER_ROW = 2
 _OTHER, _VOWEL, _CONSONANT, _DIGIT, _BASE64_SIGN = range(5)
 
 
@@ -190,10 +187,10 @@ class HttpFeatures(FeatureExtractor):
 
 def _median(segments: Segments, ranks: Tensor, uniques: Tensor) -> Tensor:
     """(P,) median of every draw of a feature given by its per-record dense ``ranks`` (N,)
-    into ``uniques`` (U,): a histogram of (draw, rank) when it has at most
-    HISTOGRAM_CELLS_PER_ROW cells per gathered record, else one integer sort."""
+    into ``uniques`` (U,): from a (draw, rank) histogram when it is small enough
+    (:func:`~alchemy_torch.ops.segment.histogram_fits`), else from one integer sort."""
     rank = ranks[segments.rows]
-    if len(segments) * uniques.numel() <= HISTOGRAM_CELLS_PER_ROW * rank.numel():
+    if seg.histogram_fits(len(segments), uniques.numel(), rank.numel()):
         return seg.segment_quantile_ranked(rank, uniques, segments.offsets, 0.5, segments.ids)
     order = seg.segment_order(rank, uniques.numel(), segments.offsets, segments.ids)
     return seg.segment_median(uniques[rank], segments.offsets, sorted_x=uniques[rank[order]])

@@ -56,6 +56,9 @@ __all__ = [
     "quantile_positions",
     "segment_quantile",
     "segment_quantile_ranked",
+    "segment_ranks_at",
+    "histogram_fits",
+    "HISTOGRAM_CELLS_PER_VALUE",
     "segment_median",
     "segment_nunique",
     "segment_runs",
@@ -321,34 +324,54 @@ def segment_quantile(
     return torch.where(_expand(lengths > 0, out), out, torch.zeros_like(out))
 
 
+#: :func:`segment_ranks_at` beats a sort while its histogram has at most this many cells per value
+HISTOGRAM_CELLS_PER_VALUE = 2
+
+
+def histogram_fits(n_seg: int, n_ranks: int, n_values: int) -> bool:
+    """Whether :func:`segment_ranks_at` should replace a sort of ``n_values`` values of
+    ``n_ranks`` levels in ``n_seg`` segments (its histogram is small enough)."""
+    return n_seg * n_ranks <= HISTOGRAM_CELLS_PER_VALUE * n_values
+
+
+def segment_ranks_at(
+    ranks: Tensor, n_ranks: int, offsets: Tensor, positions: Tensor, ids: Tensor | None = None
+) -> Tensor:
+    """(S, k) the rank at each of ``positions`` (S, k) of every segment sorted by ``ranks``.
+
+    ``ranks`` (N,) are ints in [0, n_ranks) (:func:`dense_ranks`). No sort: a histogram of
+    every (segment, rank) pair, summed along the ranks, says which rank sits at a position (the
+    first whose cumulative count exceeds it). O(N + S * n_ranks) work and memory, the fast path
+    when S * n_ranks is not much more than N (values of few distinct levels). Positions of
+    empty segments and negative ones give rank 0; the caller masks them.
+    """
+    n_seg = offsets.numel() - 1
+    if ranks.numel() == 0 or n_ranks == 0:
+        return torch.zeros_like(positions)
+    ids = segment_ids(offsets, ranks.shape[0]) if ids is None else ids
+    pairs = ids.long() * n_ranks + ranks
+    cumulative = torch.bincount(pairs, minlength=n_seg * n_ranks).view(n_seg, n_ranks).cumsum(1)
+    rank = torch.searchsorted(cumulative, positions.clamp(min=0), right=True)
+    return rank.clamp(max=n_ranks - 1)
+
+
 def segment_quantile_ranked(
     ranks: Tensor, uniques: Tensor, offsets: Tensor, q: float, ids: Tensor | None = None
 ) -> Tensor:
     """:func:`segment_quantile` of ``uniques[ranks]`` without sorting: (S,) float.
 
     ``ranks`` (N,) int64 index the ascending distinct values ``uniques`` (U,)
-    (:func:`dense_ranks`). A histogram of every (segment, rank) pair, summed along the ranks,
-    says which rank sits at each quantile position: O(N + S * U) work and memory, the fast
-    path when S * U is not much more than N (values of few distinct levels).
+    (:func:`dense_ranks`); the two middle ranks come from :func:`segment_ranks_at`.
     """
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must lie in [0, 1], got {q}")
     lengths = offsets.diff()
-    n_seg, n_ranks = lengths.numel(), uniques.numel()
     values = _as_float(uniques)
-    if ranks.numel() == 0:
-        return values.new_zeros(n_seg)
-    ids = segment_ids(offsets, ranks.shape[0]) if ids is None else ids
-    pairs = ids.long() * n_ranks + ranks
-    cumulative = torch.bincount(pairs, minlength=n_seg * n_ranks).view(n_seg, n_ranks).cumsum(1)
     lo_pos, hi_pos, frac = quantile_positions(lengths, q)
-
-    def value_at(position: Tensor) -> Tensor:
-        # the first rank whose cumulative count exceeds the position
-        rank = torch.searchsorted(cumulative, position.clamp(min=0).unsqueeze(1), right=True)
-        return values[rank.squeeze(1).clamp(max=n_ranks - 1)]
-
-    lo, hi = value_at(lo_pos), value_at(hi_pos)
+    at = segment_ranks_at(ranks, uniques.numel(), offsets, torch.stack([lo_pos, hi_pos], 1), ids)
+    if uniques.numel() == 0:
+        return values.new_zeros(lengths.numel())
+    lo, hi = values[at].unbind(1)
     out = lo + (hi - lo) * frac.to(values.dtype)
     return torch.where(lengths > 0, out, torch.zeros_like(out))
 
