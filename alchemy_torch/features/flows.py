@@ -269,22 +269,17 @@ class FlowFeatures(FeatureExtractor):
 
         # min, the two middle values (numpy's linear interpolation) and max of every segment
         lo_pos, hi_pos, frac = seg.quantile_positions(n, 0.5)
-        first = offsets[:-1]
-        at = torch.stack([first, first + lo_pos, first + hi_pos, offsets[1:] - 1])
-        at = at.clamp(0, n_rec - 1).flatten()
+        positions = torch.stack([torch.zeros_like(n), lo_pos, hi_pos, n - 1], 1)  # (2P, 4)
         nonempty = n > 0
         zero = torch.zeros((), dtype=torch.float64, device=n.device)
         stats = []
-        positions = torch.stack([torch.zeros_like(n), lo_pos, hi_pos, n - 1], 1)
         for c in range(2):
             if seg.histogram_fits(n_seg, levels[c].numel(), n_rec):  # few levels: no sort
-                at_rank = seg.segment_ranks_at(ranks[c], levels[c].numel(), offsets, positions, ids)
-                low, lo, hi, high = levels[c].index_select(0, at_rank.flatten()).view(n_seg, 4).T
+                rank_at = seg.segment_ranks_at(ranks[c], levels[c].numel(), offsets, positions, ids)
             else:
                 ordered = seg.segment_sort_codes(ranks[c], levels[c].numel(), ids, n_seg)
-                low, lo, hi, high = (
-                    levels[c].index_select(0, ordered.index_select(0, at)).view(4, n_seg)
-                )
+                rank_at = ordered[(offsets[:-1, None] + positions).clamp(0, n_rec - 1)]
+            low, lo, hi, high = levels[c][rank_at.long()].unbind(1)
             median = lo + (hi - lo) * frac
             stats.append(
                 torch.stack(
