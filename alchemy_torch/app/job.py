@@ -140,6 +140,7 @@ def run_cell(cfg: DictConfig) -> dict:
             device=cfg.device,
             groups=cell.groups,
             progress=cfg.progress,
+            train_malicious=cfg.evaluation.get("train_malicious"),
         )
     except Exception as error:
         message = one_line(error)

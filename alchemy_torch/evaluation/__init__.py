@@ -6,7 +6,12 @@ res.roc_auc.mean(); res.attrs["scores"]        # per-fold metrics; out-of-fold s
 """
 
 from alchemy_torch.evaluation.metrics import METRICS, detection_metrics, tpr_at_fpr
-from alchemy_torch.evaluation.protocol import FoldError, cross_validate, fold_splits
+from alchemy_torch.evaluation.protocol import (
+    FoldError,
+    cross_validate,
+    fold_splits,
+    scarce_training,
+)
 
 __all__ = [
     "METRICS",
@@ -14,5 +19,6 @@ __all__ = [
     "cross_validate",
     "detection_metrics",
     "fold_splits",
+    "scarce_training",
     "tpr_at_fpr",
 ]

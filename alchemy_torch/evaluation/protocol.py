@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,11 +29,20 @@ from alchemy_torch.methods.base import Method
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.resample import derive_seed
 
-__all__ = ["FoldError", "cross_validate", "fold_splits"]
+__all__ = [
+    "FoldError",
+    "FoldRun",
+    "collect",
+    "cross_validate",
+    "fit_and_score",
+    "fold_splits",
+    "scarce_training",
+]
 
 log = logging.getLogger(__name__)
 _DRAW_STREAM = 31  # sub-stream of the seed for the draws of a repeat
 _MODEL_STREAM = 32  # sub-stream of the seed for the model of a (repeat, fold)
+_SCARCITY_STREAM = 33  # sub-stream of the seed for the kept malicious targets of a fold
 
 
 def _reseeded(model, seed: int):
@@ -75,15 +85,23 @@ def cross_validate(
     device: str = "auto",
     groups=None,
     progress: bool = False,
+    train_malicious: int | float | None = None,
 ) -> pd.DataFrame:
     """One row per (repeat, fold): metrics, training-set counts and seconds.
 
     Columns: repeat, fold, roc_auc, pr_auc, tpr_at_1pct_fpr, test_targets, test_malicious,
-    train_original, train_pseudo_kept, train_filtered, train_synthetic, regenerated_targets,
-    features_seconds, fit_seconds, score_seconds. ``groups``: one group per target (array in
-    the Bags' target order, or a Series indexed by target name). ``progress`` logs each fold.
-    ``seed``: the folds, the draws and the model of every (repeat, fold) derive from it (a
-    model's ``random_state``, when it has one, is replaced by the derived seed).
+    train_malicious, train_benign, train_original, train_pseudo_kept, train_filtered,
+    train_synthetic, regenerated_targets, features_seconds, fit_seconds, score_seconds.
+    ``groups``: one group per target (array in the Bags' target order, or a Series indexed by
+    target name). ``progress`` logs each fold. ``seed``: the folds, the draws and the model of
+    every (repeat, fold) derive from it (a model's ``random_state``, when it has one, is
+    replaced by the derived seed).
+
+    ``train_malicious``: the scarcity axis. In every (repeat, fold) keep a seeded random N of
+    the fold's malicious TRAINING targets (all benign ones; the test fold is unchanged); a
+    float in (0, 1) keeps that fraction. Subsets are nested over N (see
+    :func:`scarce_training`), so a curve over N is paired; every method sees the same subset
+    in the same (repeat, fold). ``None`` keeps all.
 
     ``result.attrs["scores"]``: the out-of-fold scores, one row per (repeat, target): fold,
     target, label, score, spread (std over the target's ensemble). ``result.attrs["fits"]``:
@@ -91,86 +109,193 @@ def cross_validate(
     selection scores and filtering threshold).
     """
     _check_inputs(bags, extractor, method, model, folds, repeats)
-    device = resolve_device(device)
-    if bags.device != device:  # moving drops the Bags' cached per-record values
-        bags = bags.to(device)
+    bags = _on_device(bags, device)
     labels = bags.labels.cpu().numpy()
     group_of = _align_groups(groups, bags)
-    resampler = (
-        method.resampler_or_default()
-        if method.resamples_in_training or method.resamples_in_prediction
-        else None
-    )
-    rows, scores, fits, seen_splits = [], [], [], []
+    resampler = _resampler_of(method)
+    runs, seen_splits = [], []
     for repeat in range(repeats):
         draw_seed = derive_seed(seed, repeat, _DRAW_STREAM)
-        shared, shared_seconds = None, 0.0
-        if not extractor.corpus_context:
-            start = time.perf_counter()
-            shared = Vectors.compute(extractor, bags, resampler, draw_seed)
-            shared_seconds = (time.perf_counter() - start) / folds
+        shared = _shared_vectors(extractor, bags, resampler, draw_seed)
         splits = fold_splits(labels, folds, seed=derive_seed(seed, repeat), groups=group_of)
         _warn_if_repeated(splits, seen_splits, repeat)
         for fold, (train, test) in enumerate(splits):
-            start = time.perf_counter()
-            if shared is not None:
-                train_v, test_v = shared.take(train), shared.take(test)
-            else:
-                fitted_extractor = clone(extractor).fit(bags[train])
-                train_v, test_v = (
-                    Vectors.compute(fitted_extractor, bags, resampler, draw_seed, index=part)
-                    for part in (train, test)
-                )
-            features_seconds = shared_seconds + time.perf_counter() - start
-            start = time.perf_counter()
-            fitted = clone(method).fit_vectors(
-                train_v,
-                _reseeded(model, derive_seed(seed, repeat, fold, _MODEL_STREAM)),
-                seed=derive_seed(seed, repeat, fold),
+            train = scarce_training(
+                train, labels, train_malicious, derive_seed(seed, repeat, fold, _SCARCITY_STREAM)
             )
-            fit_seconds = time.perf_counter() - start
             start = time.perf_counter()
-            score, spread = fitted.score_vectors(test_v, return_spread=True)
-            score_seconds = time.perf_counter() - start
-            rows.append(
-                {
-                    "repeat": repeat,
-                    "fold": fold,
-                    **detection_metrics(test_v.labels, score),
-                    "test_targets": len(test),
-                    "test_malicious": int(test_v.labels.sum()),
-                    **_training_counts(fitted),
-                    "features_seconds": features_seconds,
-                    "fit_seconds": fit_seconds,
-                    "score_seconds": score_seconds,
-                }
+            train_v, test_v = _fold_vectors(
+                shared, extractor, bags, resampler, draw_seed, train, test
             )
-            scores.append(
-                pd.DataFrame(
-                    {
-                        "repeat": repeat,
-                        "fold": fold,
-                        "target": test_v.targets,
-                        "label": test_v.labels,
-                        "score": score,
-                        "spread": spread,
-                    }
-                )
-            )
-            fits.append({"repeat": repeat, "fold": fold, **_what_it_did(fitted)})
+            seconds = time.perf_counter() - start + (shared.seconds / folds if shared else 0.0)
+            run = fit_and_score(method, model, train_v, test_v, seed, repeat, fold, seconds)
+            runs.append(run)
             if progress:
                 log.info(
                     "repeat %d fold %d/%d: ROC-AUC %.4f (%.1f s)",
                     repeat,
                     fold + 1,
                     folds,
-                    rows[-1]["roc_auc"],
-                    features_seconds + fit_seconds + score_seconds,
+                    run.row["roc_auc"],
+                    run.seconds,
                 )
-    result = pd.DataFrame(rows)
-    result.attrs["scores"] = pd.concat(scores, ignore_index=True)
-    result.attrs["fits"] = fits
+    return collect(runs)
+
+
+@dataclass
+class FoldRun:
+    """What one (repeat, fold) gave: its metrics row, its out-of-fold scores (one row per test
+    target) and what the fitted method did."""
+
+    row: dict
+    scores: pd.DataFrame
+    fit: dict
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.row[f"{step}_seconds"] for step in ("features", "fit", "score"))
+
+
+def scarce_training(
+    train: np.ndarray, labels: np.ndarray, train_malicious: int | float | None, seed: int
+) -> np.ndarray:
+    """``train`` (target positions) with only ``train_malicious`` of its malicious targets.
+
+    The kept ones are the first N of one seeded permutation of the fold's malicious training
+    targets, so the subsets are nested over N for a given ``seed`` (the 5 kept at N=5 are
+    among the 10 kept at N=10). A float in (0, 1) is a fraction of them (at least one); N
+    above what the fold holds keeps all, with a warning. Benign targets are all kept; the
+    order of ``train`` is kept.
+    """
+    if train_malicious is None:
+        return train
+    malicious = train[labels[train] == 1]
+    wanted = _count_of(train_malicious, len(malicious))
+    if wanted >= len(malicious):
+        if wanted > len(malicious):
+            log.warning(
+                "train_malicious=%s but the fold holds %d malicious training targets: all kept",
+                train_malicious,
+                len(malicious),
+            )
+        return train
+    order = np.random.default_rng(seed % 2**63).permutation(len(malicious))
+    dropped = malicious[order[wanted:]]
+    return train[~np.isin(train, dropped)]
+
+
+def _count_of(train_malicious: int | float, available: int) -> int:
+    """How many malicious training targets ``train_malicious`` asks for out of ``available``."""
+    if isinstance(train_malicious, bool) or not isinstance(train_malicious, (int, float)):
+        raise ValueError(
+            f"train_malicious must be a count >= 1 or a fraction in (0, 1), got {train_malicious!r}"
+        )
+    if isinstance(train_malicious, float) and 0 < train_malicious < 1:
+        return max(1, round(train_malicious * available))
+    if train_malicious < 1 or train_malicious != int(train_malicious):
+        raise ValueError(
+            f"train_malicious must be a count >= 1 or a fraction in (0, 1), got {train_malicious!r}"
+        )
+    return int(train_malicious)
+
+
+@dataclass
+class _Shared:
+    """Vectors of every target for one repeat (an extractor without corpus context)."""
+
+    vectors: Vectors
+    seconds: float
+
+
+def _shared_vectors(extractor, bags: Bags, resampler, draw_seed: int) -> _Shared | None:
+    """Every target's vectors of a repeat, computed once and sliced per fold, when the
+    extractor has no corpus context; None when it must be fitted per fold."""
+    if extractor.corpus_context:
+        return None
+    start = time.perf_counter()
+    vectors = Vectors.compute(extractor, bags, resampler, draw_seed)
+    return _Shared(vectors, time.perf_counter() - start)
+
+
+def _fold_vectors(shared, extractor, bags: Bags, resampler, draw_seed: int, train, test):
+    """(train, test) :class:`Vectors` of a fold: sliced from ``shared``, or from an extractor
+    fitted on the fold's training targets alone (same draws either way)."""
+    if shared is not None:
+        return shared.vectors.take(train), shared.vectors.take(test)
+    fitted_extractor = clone(extractor).fit(bags[train])
+    return tuple(
+        Vectors.compute(fitted_extractor, bags, resampler, draw_seed, index=part)
+        for part in (train, test)
+    )
+
+
+def fit_and_score(
+    method: Method,
+    model,
+    train_v: Vectors,
+    test_v: Vectors,
+    seed: int,
+    repeat: int,
+    fold: int,
+    features_seconds: float = 0.0,
+) -> FoldRun:
+    """Fit a clone of ``method`` with a (repeat, fold)-seeded clone of ``model`` on
+    ``train_v``, score ``test_v``: the step every protocol shares."""
+    start = time.perf_counter()
+    fitted = clone(method).fit_vectors(
+        train_v,
+        _reseeded(model, derive_seed(seed, repeat, fold, _MODEL_STREAM)),
+        seed=derive_seed(seed, repeat, fold),
+    )
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    score, spread = fitted.score_vectors(test_v, return_spread=True)
+    score_seconds = time.perf_counter() - start
+    train_labels = train_v.labels
+    row = {
+        "repeat": repeat,
+        "fold": fold,
+        **detection_metrics(test_v.labels, score),
+        "test_targets": len(test_v.targets),
+        "test_malicious": int(test_v.labels.sum()),
+        "train_malicious": int((train_labels == 1).sum()),
+        "train_benign": int((train_labels == 0).sum()),
+        **_training_counts(fitted),
+        "features_seconds": features_seconds,
+        "fit_seconds": fit_seconds,
+        "score_seconds": score_seconds,
+    }
+    scores = pd.DataFrame(
+        {
+            "repeat": repeat,
+            "fold": fold,
+            "target": test_v.targets,
+            "label": test_v.labels,
+            "score": score,
+            "spread": spread,
+        }
+    )
+    return FoldRun(row, scores, {"repeat": repeat, "fold": fold, **_what_it_did(fitted)})
+
+
+def collect(runs: list[FoldRun]) -> pd.DataFrame:
+    """The protocol's result: one row per run, with ``attrs["scores"]`` and ``attrs["fits"]``."""
+    result = pd.DataFrame([run.row for run in runs])
+    result.attrs["scores"] = pd.concat([run.scores for run in runs], ignore_index=True)
+    result.attrs["fits"] = [run.fit for run in runs]
     return result
+
+
+def _on_device(bags: Bags, device: str) -> Bags:
+    device = resolve_device(device)
+    return bags if bags.device == device else bags.to(device)  # moving drops cached values
+
+
+def _resampler_of(method: Method):
+    """The method's resampler when it resamples in training or prediction, else None."""
+    if method.resamples_in_training or method.resamples_in_prediction:
+        return method.resampler_or_default()
+    return None
 
 
 def fold_splits(labels: np.ndarray, folds: int, seed: int, groups=None) -> list:
