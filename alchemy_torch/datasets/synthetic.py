@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..io import schema
+from ..io import directions, schema
 
 DAY = 86400.0
 FLOW_RECORDS_PER_CONNECTION = 1.9  # a request, and a reply for about 90 % of connections
@@ -307,35 +307,33 @@ def flows(t: _Targets):
         b = np.clip(t.per_record(t.log_lerp(*bpp, (0.3, 0.1)), t.lerp(*bpp_sigma)), 40, 1500)
         sizes.append((p, np.rint(p * b).astype(np.int64)))
     flags = np.where(udp, "", "SAPF")
-    out = schema.interleave(
+    out, _ = directions.one_way(
         dict(
             ts=t.times(),
             proto=np.where(udp, "udp", "tcp"),
-            server=server,
             duration=t.per_record(t.log_lerp(2.0, 0.5, (0.8, 0.2)), t.lerp(1.0, 0.3)),
             owner=t.owner,
-        ),
-        dict(
             src=client,
             dst=server,
             sport=sport,
             dport=port,
-            pkts=sizes[0][0],
-            bytes=sizes[0][1],
-            flags=np.where(answered | udp, flags, "S"),
+            request_pkts=sizes[0][0],
+            request_bytes=sizes[0][1],
+            reply_pkts=sizes[1][0],
+            reply_bytes=sizes[1][1],
+            request_flags=np.where(answered | udp, flags, "S"),
+            reply_flags=flags,
         ),
-        dict(
-            src=server,
-            dst=client,
-            sport=port,
-            dport=sport,
-            pkts=sizes[1][0],
-            bytes=sizes[1][1],
-            flags=flags,
-        ),
+        {
+            "pkts": ("request_pkts", "reply_pkts"),
+            "bytes": ("request_bytes", "reply_bytes"),
+            "flags": ("request_flags", "reply_flags"),
+        },
+        keep_empty=True,
+        shared=("owner",),
+        backward=answered,
     )
-    keep = np.flatnonzero(np.stack([np.ones(conns, bool), answered], axis=1).ravel())
-    return {k: schema.take(v, keep) for k, v in out.items()} | {"_names": names}, "c&c"
+    return out | {"_names": names}, "c&c"
 
 
 def http(t: _Targets):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import directions
+from . import directions, schema
 from .fields import ARGUS_LABELS, Fields
 
 TIME_FORMAT = "%Y/%m/%d %H:%M:%S.%f"
@@ -46,14 +46,18 @@ def binetflow(f: Fields, options: dict) -> tuple[dict, dict]:
     """binetflow rows -> one-way flow columns and the report (halves dropped, packets
     estimated)."""
     f.require("StartTime", "Proto", "SrcAddr", "DstAddr", "TotPkts", "TotBytes", "SrcBytes")
-    total_pkts = f.number("TotPkts", lo=0)
-    total_bytes = f.number("TotBytes", lo=0)
-    src_bytes = f.number("SrcBytes", lo=0)
-    dst_bytes = f.number("DstBytes", lo=0) if f.has("DstBytes") else total_bytes - src_bytes
+    total_pkts = f.number("TotPkts", **schema.COUNT)
+    total_bytes = f.number("TotBytes", **schema.COUNT)
+    src_bytes = f.number("SrcBytes", **schema.COUNT)
+    dst_bytes = (
+        f.number("DstBytes", **schema.COUNT) if f.has("DstBytes") else total_bytes - src_bytes
+    )
     f.flag(dst_bytes < 0, "SrcBytes", "more than TotBytes", f.frame["SrcBytes"])
     if f.has("SrcPkts"):
-        src_pkts = f.number("SrcPkts", lo=0)
-        dst_pkts = f.number("DstPkts", lo=0) if f.has("DstPkts") else total_pkts - src_pkts
+        src_pkts = f.number("SrcPkts", **schema.COUNT)
+        dst_pkts = (
+            f.number("DstPkts", **schema.COUNT) if f.has("DstPkts") else total_pkts - src_pkts
+        )
     else:
         src_pkts, dst_pkts = _split_packets(total_pkts, src_bytes, dst_bytes)
     state = f.text("State")

@@ -25,7 +25,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from . import directions
+from . import directions, schema
 from .fields import Fields
 
 FIELDS = (
@@ -83,12 +83,12 @@ def flows(f: Fields, options: dict) -> tuple[dict, dict]:
         "proto": _protocol_names(f.number("Protocol", lo=0, hi=255)),
         "src": f.text("Src IP", required=True),
         "dst": f.text("Dst IP", required=True),
-        "sport": f.number("Src Port", lo=0, hi=65535),
-        "dport": f.number("Dst Port", lo=0, hi=65535),
-        "fwd_pkts": f.number("Tot Fwd Pkts", lo=0),
-        "bwd_pkts": f.number("Tot Bwd Pkts", lo=0),
-        "fwd_bytes": f.number("TotLen Fwd Pkts", lo=0, default=0),
-        "bwd_bytes": f.number("TotLen Bwd Pkts", lo=0, default=0),
+        "sport": f.number("Src Port", **schema.PORT),
+        "dport": f.number("Dst Port", **schema.PORT),
+        "fwd_pkts": f.number("Tot Fwd Pkts", **schema.COUNT),
+        "bwd_pkts": f.number("Tot Bwd Pkts", **schema.COUNT),
+        "fwd_bytes": f.number("TotLen Fwd Pkts", **schema.COUNT, default=0),
+        "bwd_bytes": f.number("TotLen Bwd Pkts", **schema.COUNT, default=0),
         "duration": np.where(invalid, np.nan, micros / 1e6),
         "invalid_duration": invalid,
     }

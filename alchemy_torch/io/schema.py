@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 
@@ -108,6 +107,19 @@ SCHEMAS = {
     ),
 }
 KINDS = tuple(SCHEMAS)
+
+
+def valid_range(kind: str, column: str) -> dict:
+    """``{"lo": ..., "hi": ...}`` of a number column of ``kind``: what the readers pass to
+    :meth:`~.fields.Fields.number` (``f.number(name, **PORT)``)."""
+    found = next(c for c in SCHEMAS[kind].columns if c.name == column)
+    return {"lo": found.lo, "hi": found.hi}
+
+
+#: the valid ranges of a port, a count (packets, bytes) and an HTTP status (readers check them)
+PORT = valid_range("flows", "sport")
+COUNT = valid_range("flows", "pkts")
+STATUS = valid_range("http", "status")
 COLUMNS = {kind: tuple(c.name for c in s.columns) for kind, s in SCHEMAS.items()}
 TARGET = {kind: s.target for kind, s in SCHEMAS.items()}
 LABELS = ("label", "detailed_label")
@@ -138,49 +150,6 @@ def frame(kind: str, columns: dict) -> pd.DataFrame:
             values = values.reset_index(drop=True)
         data[name] = pd.Series(values, dtype=dtype)
     return pd.DataFrame(data, columns=list(dtypes))
-
-
-def take(values, index: np.ndarray):
-    """``values[index]`` for numpy arrays and (positionally) for Series."""
-    if isinstance(values, pd.Series):
-        return values.take(index).reset_index(drop=True)
-    return values[index]
-
-
-def interleave(common: dict, forward: dict, reverse: dict) -> dict:
-    """Both directions of every row, in file order (row i forward, row i reverse).
-
-    ``forward`` and ``reverse`` hold the per-direction columns (src, dst, sport, dport, pkts,
-    bytes, flags), ``common`` those both halves share (ts, proto, server, duration, labels).
-    """
-    n = len(common["ts"])
-    order = np.stack([np.arange(n), np.arange(n, 2 * n)], axis=1).ravel()
-    out = {}
-    for k in forward:
-        a, b = forward[k], reverse[k]
-        both = (
-            pd.concat([a, b], ignore_index=True)
-            if isinstance(a, pd.Series)
-            else np.concatenate([a, b])
-        )
-        out[k] = take(both, order)
-    twice = np.repeat(np.arange(n), 2)
-    out.update({k: take(v, twice) for k, v in common.items()})
-    return out
-
-
-def one_way(
-    common: dict, forward: dict, reverse: dict, keep_empty: bool = False
-) -> tuple[dict, int]:
-    """Bidirectional rows -> one-way records; returns (columns, halves with 0 packets dropped).
-
-    ``keep_empty`` keeps those halves (for callers that count them per class themselves).
-    """
-    out = interleave(common, forward, reverse)
-    if keep_empty:
-        return out, 0
-    keep = np.flatnonzero(out["pkts"] > 0)
-    return {k: take(v, keep) for k, v in out.items()}, len(out["pkts"]) - len(keep)
 
 
 def server_by_port(src: pd.Series, dst: pd.Series, sport, dport) -> pd.Series:

@@ -19,37 +19,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import directions, schema
 from .fields import Fields
 
 NFDUMP_NUMERIC = frozenset({"td", "sp", "dp", "ipkt", "ibyt", "opkt", "obyt"})
 NFDUMP_FIELDS = ("ts", "td", "sa", "da", "sp", "dp", "pr", "flg", "ipkt", "ibyt", "opkt", "obyt")
 SUMMARY = b"Summary"
 
-REQUIRED = {
-    "flows": ("ts", "proto", "src", "dst", "sport", "dport", "pkts", "bytes"),
-    "http": ("ts", "client", "server", "host", "method"),
-    "dns": ("ts", "client", "query"),
-}
-OPTIONAL = {
+#: what a plain table of each kind may leave out (with the default the module docstring
+#: names); every other canonical column (:mod:`.schema`) is required
+OMITTABLE = {
     "flows": ("flags", "duration", "server"),
-    "http": ("path", "query", "uri", "user_agent", "referrer", "bytes_out", "bytes_in", "status"),
+    "http": ("path", "query", "user_agent", "referrer", "bytes_out", "bytes_in", "status"),
     "dns": ("qtype", "rcode", "answers", "ttls"),
 }
-NUMERIC = frozenset(
-    {
-        "ts",
-        "sport",
-        "dport",
-        "pkts",
-        "bytes",
-        "duration",
-        "bytes_out",
-        "bytes_in",
-        "status",
-        "label",
-    }
-)
+REQUIRED = {
+    kind: tuple(name for name in schema.COLUMNS[kind] if name not in OMITTABLE[kind])
+    for kind in schema.KINDS
+}
+OPTIONAL = {kind: OMITTABLE[kind] + (("uri",) if kind == "http" else ()) for kind in schema.KINDS}
+NUMERIC = frozenset(c.name for s in schema.SCHEMAS.values() for c in s.of("float64", "int64")) | {
+    "label"
+}
 
 
 def nfdump(f: Fields, options: dict) -> tuple[dict, dict]:
@@ -62,39 +53,23 @@ def nfdump(f: Fields, options: dict) -> tuple[dict, dict]:
             "proto": f.text("pr", required=True).str.lower(),
             "src": f.text("sa", required=True),
             "dst": f.text("da", required=True),
-            "sport": f.number("sp", lo=0, hi=65535),
-            "dport": f.number("dp", lo=0, hi=65535),
-            "ipkt": f.number("ipkt", lo=0),
-            "ibyt": f.number("ibyt", lo=0),
-            "opkt": f.number("opkt", lo=0, default=0),
-            "obyt": f.number("obyt", lo=0, default=0),
+            "sport": f.number("sp", **schema.PORT),
+            "dport": f.number("dp", **schema.PORT),
+            "ipkt": f.number("ipkt", **schema.COUNT),
+            "ibyt": f.number("ibyt", **schema.COUNT),
+            "opkt": f.number("opkt", **schema.COUNT, default=0),
+            "obyt": f.number("obyt", **schema.COUNT, default=0),
             "flags": f.text("flg").str.replace(".", "", regex=False),
         }
     )
-    server = schema.server_by_port(c["src"], c["dst"], c["sport"], c["dport"])
-    forward = dict(
-        src=c["src"],
-        dst=c["dst"],
-        sport=c["sport"],
-        dport=c["dport"],
-        pkts=c["ipkt"],
-        bytes=c["ibyt"],
-        flags=c["flags"],
+    out, _ = directions.one_way(
+        c,
+        {"pkts": ("ipkt", "opkt"), "bytes": ("ibyt", "obyt"), "flags": ("flags", "flags")},
+        keep_empty=True,  # rows are one-way: a reverse record only where opkt > 0
+        server=schema.server_by_port(c["src"], c["dst"], c["sport"], c["dport"]),
+        backward=c["opkt"] > 0,
     )
-    reverse = dict(
-        src=c["dst"],
-        dst=c["src"],
-        sport=c["dport"],
-        dport=c["sport"],
-        pkts=c["opkt"],
-        bytes=c["obyt"],
-        flags=c["flags"],
-    )
-    out = schema.interleave(
-        dict(ts=c["ts"], proto=c["proto"], duration=c["duration"], server=server), forward, reverse
-    )
-    keep = np.stack([np.ones(len(server), bool), c["opkt"] > 0], axis=1).ravel()
-    return {k: v[keep] for k, v in out.items()}, {}
+    return out, {}
 
 
 NFDUMP = {"flows": nfdump}
@@ -121,10 +96,10 @@ def _flow_columns(f: Fields) -> dict:
         proto=f.text("proto", required=True).str.lower(),
         src=f.text("src", required=True),
         dst=f.text("dst", required=True),
-        sport=f.number("sport", lo=0, hi=65535),
-        dport=f.number("dport", lo=0, hi=65535),
-        pkts=f.number("pkts", lo=0),
-        bytes=f.number("bytes", lo=0),
+        sport=f.number("sport", **schema.PORT),
+        dport=f.number("dport", **schema.PORT),
+        pkts=f.number("pkts", **schema.COUNT),
+        bytes=f.number("bytes", **schema.COUNT),
         flags=f.text("flags"),
         duration=f.number("duration", integer=False, default=np.nan),
         server=f.text("server"),
@@ -146,9 +121,9 @@ def _http_columns(f: Fields) -> dict:
         method=f.text("method"),
         user_agent=f.text("user_agent"),
         referrer=f.text("referrer"),
-        bytes_out=f.number("bytes_out", lo=0, default=0),
-        bytes_in=f.number("bytes_in", lo=0, default=0),
-        status=f.number("status", lo=0, default=0),
+        bytes_out=f.number("bytes_out", **schema.COUNT, default=0),
+        bytes_in=f.number("bytes_in", **schema.COUNT, default=0),
+        status=f.number("status", **schema.STATUS, default=0),
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import directions
+from . import directions, schema
 from .fields import Fields
 
 COLUMNS = (  # NUSW-NB15_features.csv, in order, lower-cased
@@ -104,12 +104,12 @@ def flows(f: Fields, options: dict) -> tuple[dict, dict]:
         "proto": f.text("proto", required=True).str.lower(),
         "src": f.text("srcip", required=True),
         "dst": f.text("dstip", required=True),
-        "sport": f.number("sport", lo=0, hi=65535, hex=True, default=0),
-        "dport": f.number("dsport", lo=0, hi=65535, hex=True, default=0),
-        "spkts": f.number("spkts", lo=0),
-        "dpkts": f.number("dpkts", lo=0),
-        "sbytes": f.number("sbytes", lo=0),
-        "dbytes": f.number("dbytes", lo=0),
+        "sport": f.number("sport", **schema.PORT, hex=True, default=0),
+        "dport": f.number("dsport", **schema.PORT, hex=True, default=0),
+        "spkts": f.number("spkts", **schema.COUNT),
+        "dpkts": f.number("dpkts", **schema.COUNT),
+        "sbytes": f.number("sbytes", **schema.COUNT),
+        "dbytes": f.number("dbytes", **schema.COUNT),
     }
     if f.has("label"):
         out["label"] = f.labels("label", vocabulary=())  # 0 or 1

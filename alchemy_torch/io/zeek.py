@@ -228,8 +228,8 @@ def conn(f: Fields, options: dict) -> tuple[dict, dict]:
             "proto": f.text("proto", required=True).str.lower(),
             "src": f.text("id.orig_h", required=True),
             "dst": f.text("id.resp_h", required=True),
-            "sport": f.number("id.orig_p", lo=0, hi=65535),
-            "dport": f.number("id.resp_p", lo=0, hi=65535),
+            "sport": f.number("id.orig_p", **schema.PORT),
+            "dport": f.number("id.resp_p", **schema.PORT),
             "opkts": opkts,
             "rpkts": rpkts,
             "obytes": obytes,
@@ -261,17 +261,17 @@ def _direction(f: Fields, end: str, flags: pd.Series, estimate: bool):
     the table's length; unset counts are an error unless ``estimate`` (module docstring)."""
     pkts_name, ip_name, payload_name = f"{end}_pkts", f"{end}_ip_bytes", f"{end}_bytes"
     unset = f.is_unset(pkts_name)
-    pkts = f.number(pkts_name, lo=0, default=0)
+    pkts = f.number(pkts_name, **schema.COUNT, default=0)
     if not f.has(ip_name):  # logs without IP bytes: payload bytes
-        return pkts, f.number(payload_name, lo=0, default=0), np.zeros(len(pkts), bool)
+        return pkts, f.number(payload_name, **schema.COUNT, default=0), np.zeros(len(pkts), bool)
     ip_unset = f.is_unset(ip_name)
-    ip_bytes = f.number(ip_name, lo=0, default=0)
+    ip_bytes = f.number(ip_name, **schema.COUNT, default=0)
     if not estimate:
         raw = f.frame[pkts_name].reset_index(drop=True)
         f.flag(unset, f"{end}_pkts", UNSET_PACKETS, raw)
         f.flag(ip_unset & ~unset, ip_name, UNSET_PACKETS, f.frame[ip_name].reset_index(drop=True))
         return pkts, ip_bytes, np.zeros(len(pkts), bool)
-    payload = f.number(payload_name, lo=0, default=0)
+    payload = f.number(payload_name, **schema.COUNT, default=0)
     guess = np.maximum(flags.str.len().to_numpy(np.int64), -(-payload // MSS))
     return np.where(unset, guess, pkts), np.where(ip_unset, payload, ip_bytes), unset
 
@@ -289,9 +289,9 @@ def http(f: Fields, options: dict) -> tuple[dict, dict]:
             "method": f.text("method"),
             "user_agent": f.text("user_agent"),
             "referrer": f.text("referrer"),
-            "bytes_out": f.number("request_body_len", lo=0, default=0),
-            "bytes_in": f.number("response_body_len", lo=0, default=0),
-            "status": f.number("status_code", lo=0, default=0),
+            "bytes_out": f.number("request_body_len", **schema.COUNT, default=0),
+            "bytes_in": f.number("response_body_len", **schema.COUNT, default=0),
+            "status": f.number("status_code", **schema.STATUS, default=0),
             **f.label_columns(DETAIL),
         }
     )
