@@ -318,6 +318,108 @@ def test_unsw_nb15_raw_headerless():
     assert set(df.detailed_label[:4]) == {""}
 
 
+@pytest.mark.parametrize(
+    "name, day, labels",
+    [
+        (
+            "cicids2017-improved.csv",
+            "2017-07-07",
+            ["BENIGN", "BENIGN", "Botnet", "Botnet - Attempted", "DoS Hulk - Attempted"]
+            + ["Portscan", "Infiltration - Portscan"],
+        ),
+        (
+            "cse-cicids2018-improved.csv",
+            "2018-03-02",
+            ["BENIGN", "BENIGN", "Botnet Ares", "Botnet Ares - Attempted", "DDoS-HOIC"]
+            + ["FTP-BruteForce - Attempted"],
+        ),
+    ],
+)
+def test_corrected_cic_ids_releases(name, day, labels):
+    """Engelen et al.'s corrected releases: leading id, CICFlowMeter-v3 spellings, ISO times
+    with microseconds, trailing columns, '- Attempted' labels."""
+    path = FIXTURES / name
+    header = path.read_text().splitlines()[0].split(",")
+    assert header[:2] == ["id", "Flow ID"] and header[-2:] == ["Label", "Attempted Category"]
+    assert io.detect_format(path) == "cicflowmeter"
+    rows = pd.read_csv(path)  # the reference: one row per flow, as written
+    df = io.read_flows(path, keep_empty=True)
+    check_schema(df, "flows")
+    assert df.detailed_label.tolist()[::2] == labels == rows["Label"].tolist()
+    assert df.src.tolist()[::2] == rows["Src IP"].tolist() == df.dst.tolist()[1::2]
+    assert df.server.tolist()[::2] == rows["Dst IP"].tolist()
+    assert df.pkts.tolist()[::2] == rows["Total Fwd Packet"].tolist()
+    assert df.pkts.tolist()[1::2] == rows["Total Bwd packets"].tolist()
+    assert df.bytes.tolist()[::2] == rows["Total Length of Fwd Packet"].tolist()
+    assert df.bytes.tolist()[1::2] == rows["Total Length of Bwd Packet"].tolist()
+    assert df.ts.tolist()[::2] == [utc(t) for t in rows["Timestamp"]]
+    assert df.ts.iloc[0] == utc(f"{day} {rows['Timestamp'][0][11:]}")
+    assert df.ts.iloc[0] % 1 == pytest.approx(float("0." + rows["Timestamp"][0][-6:]))
+    assert df.duration.tolist()[::2] == [d / 1e6 for d in rows["Flow Duration"]]
+    attempt = np.array([label.endswith(" - Attempted") for label in labels])
+    assert (rows["Attempted Category"].to_numpy() != -1).tolist() == attempt.tolist()
+    benign = np.array([label == "BENIGN" for label in labels])
+    assert df.label.tolist()[::2] == (~benign).astype(int).tolist()  # attempts malicious
+    read_benign = io.read_flows(path, keep_empty=True, attempted="benign")
+    assert read_benign.label.tolist()[::2] == (~benign & ~attempt).astype(int).tolist()
+    assert read_benign.detailed_label.tolist()[::2] == labels
+    with pytest.raises(ValueError, match="attempted must be one of .'malicious', 'benign'.,"):
+        io.read_flows(path, attempted="drop")
+
+
+def test_columns_that_match_no_layout_are_named(tmp_path):
+    header = (FIXTURES / "cicids2017-improved.csv").read_text().splitlines()[0]
+    no_addresses = ",".join(c for c in header.split(",") if c not in ("Src IP", "Dst IP"))
+    (tmp_path / "ml.csv").write_text(no_addresses + "\n" + ",".join(["1"] * 89) + "\n")
+    with pytest.raises(DataFormatError) as err:
+        io.read_flows(tmp_path / "ml.csv")
+    assert str(err.value) == (
+        f"{tmp_path / 'ml.csv'}, line 1, field 'Src IP': missing field(s) 'Src IP', 'Dst IP' "
+        "of a cicflowmeter file; its header: 'id', 'Flow ID', 'Src Port', 'Dst Port', "
+        "'Protocol', 'Timestamp', 'Flow Duration', 'Total Fwd Packet', ... (89 in all)"
+    )
+    (tmp_path / "other.csv").write_text("when,from,to,size\n1,a,b,3\n")  # no reader's names
+    with pytest.raises(DataFormatError) as err:
+        io.read_flows(tmp_path / "other.csv")
+    assert str(err.value) == (
+        f"{tmp_path / 'other.csv'}, line 1, field 'ts': missing field(s) 'ts', 'proto', 'src', "
+        "'dst', 'sport', 'dport', 'pkts', 'bytes' of a csv file; its header: 'when', 'from', "
+        "'to', 'size'"
+    )
+
+
+def test_csv_without_header_line(tmp_path):
+    """A CTU-13 binetflow part without its header line: named, and read with header=None."""
+    lines = (FIXTURES / "argus.binetflow").read_text().splitlines()
+    (tmp_path / "part2.binetflow").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(DataFormatError) as err:
+        io.read_flows(tmp_path / "part2.binetflow")
+    assert str(err.value) == (
+        f"{tmp_path / 'part2.binetflow'}, line 1: no header line: the first line is data "
+        "('2011/08/16 10:01:46.972101', '1.896288', 'tcp', '147.32.84.165', ...; 15 columns); "
+        "15 columns is the layout of Argus binetflow (CTU-13): read it with "
+        "io.read_flows(path, format='argus', header=None)"
+    )
+    headless = io.read_flows(tmp_path / "part2.binetflow", format="argus", header=None)
+    pd.testing.assert_frame_equal(headless, io.read_flows(FIXTURES / "argus.binetflow"))
+    unsw = (FIXTURES / "unsw-nb15_1.csv").read_text()
+    (tmp_path / "unsw.csv").write_text(unsw)
+    pd.testing.assert_frame_equal(
+        io.read_flows(tmp_path / "unsw.csv", format="unsw-nb15", header=None),
+        io.read_flows(FIXTURES / "unsw-nb15_1.csv"),
+    )
+    (tmp_path / "seven.csv").write_text("1.5,10.0.0.1,80,10.0.0.2,443,6,7\n")
+    with pytest.raises(DataFormatError) as err:
+        io.read_flows(tmp_path / "seven.csv")
+    assert str(err.value).endswith(
+        "no header line: the first line is data ('1.5', '10.0.0.1', '80', '10.0.0.2', ...; "
+        "7 columns), read as csv; add the line of column names, or pass header=None with the "
+        "format of a published layout (Argus binetflow (CTU-13) 15, UNSW-NB15 49 columns)"
+    )
+    with pytest.raises(ValueError, match="header=None reads a published column layout"):
+        io.read_flows(tmp_path / "seven.csv", header=None)
+
+
 def test_unsw_nb15_with_header_and_training_set(tmp_path):
     raw = io.read_flows(FIXTURES / "unsw-nb15_1.csv")
     headed = io.read_flows(FIXTURES / "unsw-nb15-header.csv")

@@ -23,6 +23,25 @@ TIME_FORMAT = "%Y/%m/%d %H:%M:%S.%f"
 NUMERIC = frozenset(
     {"Dur", "TotPkts", "TotBytes", "SrcBytes", "DstBytes", "SrcPkts", "DstPkts", "sTos", "dTos"}
 )
+#: the header of the binetflow files published with CTU-13, in order (files split into parts
+#: keep it in the first part only: read the others with ``header=None``)
+COLUMNS = (
+    "StartTime",
+    "Dur",
+    "Proto",
+    "SrcAddr",
+    "Sport",
+    "Dir",
+    "DstAddr",
+    "Dport",
+    "State",
+    "sTos",
+    "dTos",
+    "TotPkts",
+    "TotBytes",
+    "SrcBytes",
+    "Label",
+)
 FIELDS = (
     "StartTime",
     "Dur",

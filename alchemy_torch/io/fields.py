@@ -57,8 +57,9 @@ class Fields:
     ``unset``: tokens that mean "no value" in this source (Zeek: '-' and '(empty)').
     """
 
-    def __init__(self, table: RawTable, *, lenient: bool, unset=()):
+    def __init__(self, table: RawTable, *, lenient: bool, unset=(), format: str = ""):
         self.table, self.lenient, self.unset = table, lenient, tuple(unset)
+        self.format = format  # the format the file is read as, for messages
         self.frame = table.frame
         self.absent: list[str] = []  # optional fields the file lacks (read as unset)
         self._bad: list[tuple[np.ndarray, str, str]] = []
@@ -72,12 +73,16 @@ class Fields:
         return next((n for n in names if self.has(n)), None)
 
     def require(self, *names: str) -> None:
-        for name in names:
-            if not self.has(name):
-                found = ", ".join(self.table.source_name(c) for c in self.frame.columns)
-                raise DataFormatError(
-                    self.table.path, self.table.header_line, name, f"missing field (found: {found})"
-                )
+        """Raise :class:`DataFormatError` naming every one of ``names`` the table lacks, the
+        format it is read as and the first :data:`SHOWN` names of the header it has."""
+        missing = [name for name in names if not self.has(name)]
+        if missing:
+            raise DataFormatError(
+                self.table.path,
+                self.table.header_line,
+                missing[0],
+                missing_message(self.format, missing, self.table.header),
+            )
 
     def is_unset(self, name: str) -> np.ndarray:
         """Rows where field ``name`` (which must be present) has no value."""
@@ -247,6 +252,20 @@ class Fields:
             k: v[keep].reset_index(drop=True) if isinstance(v, pd.Series) else v[keep]
             for k, v in columns.items()
         }
+
+
+SHOWN = 8  # header names an error message quotes
+
+
+def missing_message(format: str, missing: list, header: list) -> str:
+    """The message for required fields a file lacks: the format it was read as, the fields,
+    the first :data:`SHOWN` names of its header."""
+    shown = ", ".join(repr(name) for name in header[:SHOWN])
+    more = f", ... ({len(header)} in all)" if len(header) > SHOWN else ""
+    return (
+        f"missing field(s) {', '.join(map(repr, missing))} of a {format} file; "
+        f"its header: {shown or 'no columns'}{more}"
+    )
 
 
 def _parse_times(strings: pd.Series, how: str) -> np.ndarray:

@@ -48,6 +48,10 @@ FORMATS = (
     "unsw-nb15",
 )
 _SNIFF_BYTES = 1 << 16
+#: formats with a published column layout, for files without a header line (``header=None``)
+LAYOUTS = {"argus": argus.COLUMNS, "unsw-nb15": unsw.COLUMNS}
+LAYOUT_NAMES = {"argus": "Argus binetflow (CTU-13)", "unsw-nb15": "UNSW-NB15"}
+HEADERS = ("infer", None)
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,8 @@ def read_flows(
     lenient: bool = False,
     keep_empty: bool = False,
     estimate_packets: bool = False,
+    attempted: str = "malicious",
+    header: str | None = "infer",
 ) -> pd.DataFrame:
     """One-way flow records (:mod:`.schema`) from Zeek conn, Argus, nfdump, Suricata EVE
     ``flow`` events, CICFlowMeter (CIC-IDS2017/2018) or UNSW-NB15 CSV, or a plain table.
@@ -181,6 +187,11 @@ def read_flows(
     raising :class:`DataFormatError`, with a warning. ``keep_empty``: keep the empty direction
     of bidirectional rows (with 0 packets). ``estimate_packets``: estimate packet counts that
     the file leaves unset (Zeek conn.log without the conn size analyzer) instead of raising.
+    ``attempted``: the label of CICFlowMeter flows marked ``" - Attempted"`` (the corrected
+    CIC-IDS2017/2018), ``"malicious"`` or ``"benign"`` (:mod:`.cicflowmeter`). ``header``:
+    ``"infer"`` (a CSV's first line names its columns), or None for a CSV without a header
+    line in a published layout (``format="argus"``: CTU-13's 15 binetflow columns,
+    ``format="unsw-nb15"``: the 49 columns of UNSW-NB15_1..4.csv).
 
     ``df.attrs``: ``format``; ``skipped_lines`` (bad lines skipped, lenient only);
     ``dropped_halves`` (empty directions dropped); ``absent_fields`` (optional fields the file
@@ -188,8 +199,19 @@ def read_flows(
     repeated header lines, ...); ``filled`` ({column: count} of records whose value was
     estimated or unknown: packets, durations, TTLs; see each format's module).
     """
-    options = dict(keep_empty=keep_empty, estimate_packets=estimate_packets)
-    return _read("flows", path, format, columns, lenient, options)
+    if attempted not in cicflowmeter.ATTEMPTED_READINGS:
+        raise ValueError(
+            f"attempted must be one of {cicflowmeter.ATTEMPTED_READINGS}, got {attempted!r}"
+        )
+    if header not in HEADERS:
+        raise ValueError(f"header must be one of {HEADERS}, got {header!r}")
+    if header is None and format not in LAYOUTS:
+        raise ValueError(
+            f"header=None reads a published column layout: pass format= one of "
+            f"{tuple(LAYOUTS)}, got format={format!r}"
+        )
+    options = dict(keep_empty=keep_empty, estimate_packets=estimate_packets, attempted=attempted)
+    return _read("flows", path, format, columns, lenient, options, header)
 
 
 def read_http(
@@ -208,16 +230,16 @@ def read_dns(
     return _read("dns", path, format, columns, lenient, {})
 
 
-def _read(kind: str, path, format, columns, lenient, options) -> pd.DataFrame:
+def _read(kind: str, path, format, columns, lenient, options, header="infer") -> pd.DataFrame:
     path = str(Path(path))
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
-    table, spec, facts = _container(path, fmt, kind, columns, lenient)
+    table, spec, facts = _container(path, fmt, kind, columns, lenient, header)
     adapter = spec.adapters.get(kind)
     if adapter is None:
         raise DataFormatError(path, None, None, f"a {fmt} file holds flows, not {kind}")
-    f = Fields(table, lenient=lenient, unset=spec.unset)
+    f = Fields(table, lenient=lenient, unset=spec.unset, format=fmt)
     cols, report = adapter(f, {**facts, **options})
     out = schema.frame(kind, cols)
     out.attrs.update(
@@ -238,7 +260,7 @@ def _read(kind: str, path, format, columns, lenient, options) -> pd.DataFrame:
     return out
 
 
-def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, Fieldset, dict]:
+def _container(path, fmt, kind, columns, lenient, header) -> tuple[RawTable, Fieldset, dict]:
     """Parse the container; returns (raw table with field names, fieldset, header facts)."""
     if fmt == "parquet":
         table = parse_parquet(path)
@@ -267,22 +289,27 @@ def _container(path, fmt, kind, columns, lenient) -> tuple[RawTable, Fieldset, d
             lenient=lenient,
         )
         return table, spec, facts
-    return _delimited(text, fmt, kind, spec, columns, lenient), spec, {}
+    return _delimited(text, fmt, kind, spec, columns, lenient, header), spec, {}
 
 
-def _delimited(text: Text, fmt, kind, spec: Fieldset, columns, lenient) -> RawTable:
-    """A comma-separated table: header (or UNSW-NB15's published columns), records, fields.
+def _delimited(text: Text, fmt, kind, spec: Fieldset, columns, lenient, header) -> RawTable:
+    """A comma-separated table: header (or a published layout, :data:`LAYOUTS`), records,
+    fields.
 
     Lines that are no records are dropped and counted: repeated header lines (concatenated
-    exports), rows of separators only, nfdump's trailing summary.
+    exports), rows of separators only, nfdump's trailing summary. A first line that looks
+    like data (:func:`no_header`) is an error that says how to read the file.
     """
     records, ignored = np.flatnonzero(~text.empty), {}
-    if fmt == "unsw-nb15" and len(records) and _is_unsw_row(split_header(text.record(records[0]))):
-        names, header_line = list(unsw.COLUMNS), None
+    first = split_header(text.record(records[0])) if len(records) else []
+    if header is None or (fmt == "unsw-nb15" and _is_unsw_row(first)):
+        names, header_line = list(LAYOUTS[fmt]), None
     else:
-        header = text.data[text.starts[records[0]] : text.ends[records[0]]] if len(records) else b""
+        line = text.data[text.starts[records[0]] : text.ends[records[0]]] if len(records) else b""
         names, header_line, records = csv_header(text, records)
-        records = _drop(records, text.same_as(records, header), "repeated header", ignored)
+        if not columns and no_header(names):
+            raise DataFormatError(text.path, header_line, None, no_header_message(fmt, names))
+        records = _drop(records, text.same_as(records, line), "repeated header", ignored)
     if fmt == "nfdump":
         summary = np.flatnonzero(text.same_as(records, tables.SUMMARY))
         tail = np.arange(len(records)) >= (summary[0] if len(summary) else len(records))
@@ -305,8 +332,49 @@ def _delimited(text: Text, fmt, kind, spec: Fieldset, columns, lenient) -> RawTa
         counts=counts[~separators_only],
     )
     table.names.update({f: n for f, n in zip(fields, names) if f != n})
+    table.columns = names
     table.ignored.update(ignored)
     return table
+
+
+def no_header(names: list) -> bool:
+    """Whether a CSV's first line is data rather than column names: at least half of its
+    values are numbers, IP addresses or empty (no header any format writes)."""
+    return len(names) > 1 and 2 * sum(map(_is_value, names)) >= len(names)
+
+
+def _is_value(name: str) -> bool:
+    if name == "":
+        return True
+    try:
+        float(name)
+        return True
+    except ValueError:
+        pass
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+def no_header_message(fmt: str, first: list) -> str:
+    """Says a CSV has no header line and, where its column count is that of a published
+    layout (:data:`LAYOUTS`), how to read it."""
+    shown = ", ".join(repr(v) for v in first[:4])
+    message = f"no header line: the first line is data ({shown}, ...; {len(first)} columns)"
+    layouts = [f for f, names in LAYOUTS.items() if len(names) == len(first)]
+    if layouts:
+        layout = layouts[0]
+        return (
+            f"{message}; {len(first)} columns is the layout of {LAYOUT_NAMES[layout]}: read it "
+            f"with io.read_flows(path, format={layout!r}, header=None)"
+        )
+    known = ", ".join(f"{LAYOUT_NAMES[f]} {len(n)}" for f, n in LAYOUTS.items())
+    return (
+        f"{message}, read as {fmt}; add the line of column names, or pass header=None with "
+        f"the format of a published layout ({known} columns)"
+    )
 
 
 def _drop(records: np.ndarray, drop: np.ndarray, what: str, ignored: dict) -> np.ndarray:

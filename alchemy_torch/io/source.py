@@ -53,6 +53,14 @@ class RawTable:
     problems: list = field(default_factory=list)  # (line, field, message) of skipped rows
     names: dict = field(default_factory=dict)  # field name -> file column, where they differ
     ignored: dict = field(default_factory=dict)  # what -> count of lines that are no records
+    columns: list | None = None  # the file's own column names (all, not just those read)
+
+    @property
+    def header(self) -> list:
+        """The file's column names, in file order (those read where the file's are unknown)."""
+        if self.columns is not None:
+            return list(self.columns)
+        return [self.source_name(c) for c in self.frame.columns]
 
     def source_name(self, name: str) -> str:
         """The file's own name of field ``name``."""
@@ -188,9 +196,13 @@ def parse_delimited(
         problems.append((line, fld, msg))
         records = records[~wrong]
     buf = text.buffer(records)
-    try:
-        frame = (
-            pd.read_csv(
+    if usecols is not None and not usecols:  # no column to read: the adapter names what lacks
+        frame = pd.DataFrame(index=pd.RangeIndex(len(records)))
+    elif not buf:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in (usecols or names)})
+    else:
+        try:
+            frame = pd.read_csv(
                 io.BytesIO(buf),
                 sep=sep,
                 header=None,
@@ -206,11 +218,8 @@ def parse_delimited(
                 low_memory=False,
                 encoding_errors="replace",  # stray non-UTF-8 bytes in a string become U+FFFD
             )
-            if buf
-            else pd.DataFrame({c: pd.Series(dtype=object) for c in (usecols or names)})
-        )
-    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
-        raise DataFormatError(text.path, None, None, f"unparseable content: {exc}") from exc
+        except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+            raise DataFormatError(text.path, None, None, f"unparseable content: {exc}") from exc
     if len(frame) != len(records):  # the parser split records differently (stray quotes)
         raise DataFormatError(
             text.path, None, None, f"{len(frame)} rows parsed from {len(records)} lines"

@@ -146,6 +146,7 @@ def read_tsv(
         na_values=(header.get("unset_field") or ["-"])[:1],
     )
     table.names.update({f: c for f, c in zip(columns, header["fields"]) if f != c})
+    table.columns = list(header["fields"])
     for col, parts in compound.items():
         if col in table.frame.columns:
             _split_compound(table, col, parts, lenient)
