@@ -172,6 +172,24 @@ def test_sources_become_groups_and_same_names_keep_their_folder(tmp_path, conn_l
     assert any("2 target(s) appear in several sources" in n for n in ds.report.notes)
 
 
+def test_a_folder_is_one_source_per_log_file(tmp_path, conn_log):
+    folder = tmp_path / "zeek"
+    folder.mkdir()
+    shifted = [r.replace("16768514", "16768600", 1) for r in CONN_ROWS]
+    zeek(folder / "day2.conn.log.labeled", "conn", CONN_FIELDS, shifted)
+    shutil.copy(conn_log, folder / "day1.conn.log.labeled")
+    (folder / "notes.txt").write_text("not a log\n")
+    zeek(folder / "http.log", "http", ("ts", "id.orig_h", "id.resp_h", "uri"), ["1 a b /"])
+    with pytest.raises(ValueError, match="files of different kinds"):
+        datasets.from_files(folder)
+    ds = datasets.from_files(folder, kind="flows")
+    files = datasets.from_files(
+        [folder / "day1.conn.log.labeled", folder / "day2.conn.log.labeled"], kind="flows"
+    )
+    pd.testing.assert_frame_equal(ds.records, files.records)
+    assert list(ds.report.sources) == ["day1.conn.log.labeled", "day2.conn.log.labeled"]
+
+
 def _two_clock_files(tmp_path) -> list[Path]:
     """Synthetic DNS: the malicious capture logs seconds since its start, the benign one epoch
     seconds (as Stratosphere's captures do)."""

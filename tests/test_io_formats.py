@@ -4,6 +4,7 @@ CSE-CIC-IDS2018), UNSW-NB15 and Zeek variants (scope separator, renamed fields, 
 
 import gzip
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -494,6 +495,38 @@ def test_zeek_conn_without_packet_counts():
 def test_argus_estimated_packets_are_reported():
     df = io.read_flows(FIXTURES / "argus.binetflow")
     assert df.attrs["filled"] == {"pkts": len(df)}
+
+
+def test_a_folder_is_its_log_files(tmp_path):
+    """Known extensions, plain or gzip, sorted, hidden files, other files and sub-folders
+    skipped, a Zeek log of another kind left out and counted; one capture per file."""
+    folder = tmp_path / "captures"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(FIXTURES / "argus.binetflow", folder / "b.binetflow")
+    with gzip.open(folder / "a-unsw.csv.gz", "wb") as fh:
+        fh.write((FIXTURES / "unsw-nb15_1.csv").read_bytes())
+    shutil.copy(FIXTURES / "zeek-conn.log", folder / "c.conn.log")
+    http = (FIXTURES / "zeek-conn.log").read_text().replace("#path\tconn", "#path\thttp")
+    (folder / "http.log").write_text(http)
+    for other in (".hidden.csv", "README.md", "sub/d.binetflow"):
+        shutil.copy(FIXTURES / "argus.binetflow", folder / other)
+    files, left_out = io.log_files(folder, "flows")
+    assert [p.name for p in files] == ["a-unsw.csv.gz", "b.binetflow", "c.conn.log"]
+    assert left_out == 1 and len(io.log_files(folder)[0]) == 4
+    each = [io.read_flows(p) for p in files]
+    df = io.read_flows(folder)
+    pd.testing.assert_frame_equal(
+        df.drop(columns="source"), pd.concat(each, ignore_index=True), check_like=False
+    )
+    assert df.source.tolist() == [p.name for p, e in zip(files, each) for _ in range(len(e))]
+    assert df.attrs["format"] == "unsw-nb15,argus,zeek"
+    assert df.attrs["dropped_halves"] == sum(e.attrs["dropped_halves"] for e in each)
+    assert df.attrs["filled"] == {"pkts": len(each[1])}
+    assert df.attrs["ignored"] == {"file of another Zeek log": 1}
+    assert df.attrs["files"]["b.binetflow"] == each[1].attrs
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFormatError, match="empty: a folder without log files"):
+        io.read_flows(tmp_path / "empty")
 
 
 def test_detect_new_formats(tmp_path):

@@ -93,7 +93,9 @@ def from_files(
 ) -> Dataset:
     """A :class:`Dataset` from your own files (any format :mod:`alchemy_torch.io` reads).
 
-    ``kind``: 'flows', 'http' or 'dns'; None infers it from the files' content.
+    ``paths``: files, or folders whose log files (:func:`alchemy_torch.io.log_files`) are read
+    as one capture each. ``kind``: 'flows', 'http' or 'dns'; None infers it from the files'
+    content (given, a folder's Zeek logs of other kinds are left out).
     ``label_rule``: how record labels make target labels (:data:`alchemy_torch.labels.RULES`).
     ``unknown``: targets the rule leaves unknown (e.g. Background-only servers) are removed
     and counted (``"drop"``) or kept with label -1 for prediction-only use (``"keep"``);
@@ -104,6 +106,7 @@ def from_files(
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     if not paths:
         raise ValueError("from_files needs at least one path")
+    paths = [f for p in paths for f in io.log_files(p, kind)[0]]
     kind = kind or _common_kind(paths)
     report = Report(name, kind, TARGET[kind])
     names = source_names(paths)

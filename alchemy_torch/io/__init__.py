@@ -1,6 +1,7 @@
 """Data in: readers from raw logs to the canonical record DataFrames of DESIGN.md.
 
     flows = read_flows("conn.log.gz")  # gzip or not; the format is detected from the content
+    flows = read_flows("captures/")    # a folder: its log files, one capture each (io.log_files)
     flows.attrs["dropped_halves"], flows.attrs["skipped_lines"], flows.attrs["ignored"]
 
 Formats (FORMATS): Zeek TSV/JSON/CSV, Argus binetflow, nfdump CSV, Suricata EVE JSON,
@@ -12,7 +13,7 @@ See :mod:`alchemy_torch.io.schema` for the columns and dtypes of each kind.
 """
 
 from .errors import DataFormatError
-from .readers import FORMATS, detect_format, read_dns, read_flows, read_http
+from .readers import FORMATS, detect_format, log_files, read_dns, read_flows, read_http
 from .schema import COLUMNS, KINDS, TARGET
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "KINDS",
     "TARGET",
     "detect_format",
+    "log_files",
     "read_dns",
     "read_flows",
     "read_http",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -230,7 +231,54 @@ def read_dns(
     return _read("dns", path, format, columns, lenient, {})
 
 
+#: the names of log files in a folder (each also gzip-compressed, '.gz')
+LOG_SUFFIXES = (".log", ".labeled", ".binetflow", ".csv", ".json", ".jsonl", ".parquet")
+SKIPPED_LOG = "file of another Zeek log"
+
+
+def log_files(path, kind: str | None = None) -> tuple[list[Path], int]:
+    """The files a path stands for: itself, or for a folder its log files (names ending in
+    :data:`LOG_SUFFIXES`, plain or '.gz'; hidden files skipped; sorted by name; sub-folders
+    not read). Given ``kind``, Zeek TSV logs of another log (a folder's ``http.log`` when
+    reading flows) are left out; returns (files, how many were left out)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path], 0
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name.removesuffix(".gz").endswith(LOG_SUFFIXES)
+    )
+    if not files:
+        raise DataFormatError(
+            path,
+            None,
+            None,
+            f"a folder without log files (names ending {', '.join(LOG_SUFFIXES)}, plain or .gz)",
+        )
+    if kind is None:
+        return files, 0
+    logs = {p: _zeek_log(p) for p in files}
+    mine = [p for p in files if not logs[p] or logs[p].startswith(zeek.LOG_PATH[kind])]
+    return mine, len(files) - len(mine)
+
+
+def _zeek_log(path: Path) -> str:
+    """The ``#path`` of a Zeek TSV log ('conn', 'http', ...); '' for other files."""
+    head = _head(path)
+    if not head.startswith(b"#"):
+        return ""
+    for line in head.decode("utf-8", "replace").splitlines():
+        if line.startswith("#path"):
+            return line[len("#path") :].strip()
+    return ""
+
+
 def _read(kind: str, path, format, columns, lenient, options, header="infer") -> pd.DataFrame:
+    if Path(path).is_dir():
+        return _read_folder(kind, path, format, columns, lenient, options, header)
     path = str(Path(path))
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
@@ -258,6 +306,35 @@ def _read(kind: str, path, format, columns, lenient, options, header="infer") ->
             stacklevel=3,
         )
     return out
+
+
+def _read_folder(kind: str, folder, format, columns, lenient, options, header) -> pd.DataFrame:
+    """The log files of a folder (:func:`log_files`), one capture each: their records in file
+    order with a ``source`` column (the file name); ``attrs`` summed over the files, each
+    file's own under ``attrs["files"]``."""
+    files, left_out = log_files(folder, kind)
+    frames = [_read(kind, p, format, columns, lenient, options, header) for p in files]
+    out = pd.concat(
+        [df.assign(**{schema.SOURCE: p.name}) for p, df in zip(files, frames)], ignore_index=True
+    )
+    ignored = _summed(df.attrs["ignored"] for df in frames)
+    if left_out:
+        ignored[SKIPPED_LOG] = left_out
+    out.attrs = dict(
+        format=",".join(dict.fromkeys(df.attrs["format"] for df in frames)),
+        skipped_lines=sum(df.attrs["skipped_lines"] for df in frames),
+        dropped_halves=sum(df.attrs["dropped_halves"] for df in frames),
+        absent_fields=sorted({f for df in frames for f in df.attrs["absent_fields"]}),
+        ignored=ignored,
+        filled=_summed(df.attrs["filled"] for df in frames),
+        files={p.name: dict(df.attrs) for p, df in zip(files, frames)},
+    )
+    return out
+
+
+def _summed(counts) -> dict:
+    """{what: count} dictionaries added up."""
+    return dict(sum(map(Counter, counts), Counter()))
 
 
 def _container(path, fmt, kind, columns, lenient, header) -> tuple[RawTable, Fieldset, dict]:
