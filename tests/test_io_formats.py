@@ -190,6 +190,72 @@ def test_eve_gzip_and_blank_lines(tmp_path):
     pd.testing.assert_frame_equal(io.read_dns(path), io.read_dns(EVE))
 
 
+# -- Squid --------------------------------------------------------------------------------------
+SQUID = FIXTURES / "squid-access.log"
+
+
+def test_squid_native_access_log():
+    """Every field of the documented ``logformat squid`` line, read value by value."""
+    lines = [line.split() for line in SQUID.read_text().splitlines()]
+    assert {len(fields) for fields in lines} == {10}
+    assert io.detect_format(SQUID) == "squid"
+    df = io.read_http(SQUID)
+    check_schema(df, "http")
+    assert df.ts.tolist() == [float(f[0]) for f in lines]
+    assert df.client.tolist() == [f[2] for f in lines]
+    assert df.status.tolist() == [200, 200, 200, 400, 200, 304, 403, 200]
+    assert df.bytes_in.tolist() == [int(f[4]) for f in lines]
+    assert df.method.tolist() == [f[5] for f in lines]
+    assert df.host.tolist() == [
+        "liveupdate.symantecliveupdate.com",
+        "rcv-srv37.inplay.tubemogul.com",
+        "Static.Example.org",
+        "",  # error:invalid-request
+        "www.google.com",  # CONNECT host:port
+        "cdn.example.net",
+        "blocked.example.com",
+        "2001:db8::80",
+    ]
+    assert df.path.tolist() == ["/minitri.flg", "/StoreMessage", "/img/logo.png", ""] + [
+        "",
+        "/app.js",
+        "/",
+        "/index.html",
+    ]
+    assert df["query"].tolist() == ["", "id=7&x=/a"] + [""] * 6
+    # the peer address where Squid logged one (DIRECT), else the URL's host (cache hit,
+    # cache parent, denied, no URL), never a name looked up
+    assert df.server.tolist() == [
+        "125.23.216.203",
+        "174.129.41.128",
+        "Static.Example.org",
+        "",
+        "74.125.229.115",
+        "cdn.example.net",
+        "blocked.example.com",
+        "2001:db8::80",
+    ]
+    assert (df.referrer == "").all() and (df.user_agent == "").all() and (df.bytes_out == 0).all()
+    assert df.attrs["filled"] == {"bytes_out": 8, "referrer": 8, "user_agent": 8, "server": 4}
+
+
+def test_squid_lines_of_another_logformat(tmp_path):
+    lines = SQUID.read_text().splitlines()
+    lines[2] += ' "http://referer.example/" "Mozilla/5.0"'  # combined-style extras
+    (tmp_path / "access.log").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError) as err:
+        io.read_http(tmp_path / "access.log")
+    assert str(err.value) == (
+        f"{tmp_path / 'access.log'}, line 3: 12 fields where Squid's native format "
+        "(logformat squid) has 10"
+    )
+    with pytest.warns(UserWarning, match="skipped 1 malformed line"):
+        df = io.read_http(tmp_path / "access.log", lenient=True)
+    assert len(df) == 7 and df.attrs["skipped_lines"] == 1
+    with pytest.raises(DataFormatError, match="a squid file holds http, not flows"):
+        io.read_flows(SQUID)
+
+
 # -- CICFlowMeter -------------------------------------------------------------------------------
 def test_cicids2017_traffic_labelling():
     path = FIXTURES / "cicids2017.csv"

@@ -235,6 +235,8 @@ def infer_kind(path) -> str:
     fmt = io.detect_format(path)
     if fmt in FLOWS_ONLY_FORMATS:
         return "flows"
+    if fmt == "squid":
+        return "http"
     if fmt == "eve":
         raise ValueError(
             f"{path}: a Suricata EVE file holds flows, http and dns events; pass kind="

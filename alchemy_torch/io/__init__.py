@@ -5,9 +5,9 @@
     flows.attrs["dropped_halves"], flows.attrs["skipped_lines"], flows.attrs["ignored"]
 
 Formats (FORMATS): Zeek TSV/JSON/CSV, Argus binetflow, nfdump CSV, Suricata EVE JSON,
-CICFlowMeter CSV (CIC-IDS2017/2018), UNSW-NB15 CSV, plain CSV or Parquet; each module
-(:mod:`.zeek`, :mod:`.argus`, :mod:`.eve`, :mod:`.cicflowmeter`, :mod:`.unsw`, :mod:`.tables`)
-documents what it reads.
+CICFlowMeter CSV (CIC-IDS2017/2018, original and corrected), UNSW-NB15 CSV, Squid's native
+access.log, plain CSV or Parquet; each module (:mod:`.zeek`, :mod:`.argus`, :mod:`.eve`,
+:mod:`.cicflowmeter`, :mod:`.unsw`, :mod:`.squid`, :mod:`.tables`) documents what it reads.
 
 See :mod:`alchemy_torch.io.schema` for the columns and dtypes of each kind.
 """

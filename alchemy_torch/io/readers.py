@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import argus, cicflowmeter, eve, schema, tables, unsw, zeek
+from . import argus, cicflowmeter, eve, schema, squid, tables, unsw, zeek
 from .errors import DataFormatError
 from .fields import Fields
 from .source import (
@@ -47,6 +47,7 @@ FORMATS = (
     "eve",
     "cicflowmeter",
     "unsw-nb15",
+    "squid",
 )
 _SNIFF_BYTES = 1 << 16
 #: formats with a published column layout, for files without a header line (``header=None``)
@@ -88,6 +89,7 @@ FIELDSETS = {
         cicflowmeter.ADAPTERS,
         spelling=cicflowmeter.spelling,
     ),
+    "squid": Fieldset("squid", lambda kind: squid.FIELDS, squid.NUMERIC, squid.ADAPTERS),
     "unsw-nb15": Fieldset(
         "unsw-nb15",
         lambda kind: unsw.FIELDS,
@@ -107,6 +109,7 @@ FIELDSET_OF = {  # format -> fieldset (Parquet: sniffed from its column names)
     "eve": "eve",
     "cicflowmeter": "cicflowmeter",
     "unsw-nb15": "unsw-nb15",
+    "squid": "squid",
 }
 
 
@@ -121,6 +124,8 @@ def detect_format(path) -> str:
         return "zeek"
     if text.startswith(b"{"):
         return "eve" if b'"event_type"' in first else "zeek-json"
+    if squid.is_squid(first):
+        return "squid"
     return _format_of(split_header(first.decode("utf-8", "replace")))
 
 
@@ -219,7 +224,8 @@ def read_http(
     path, format: str | None = None, *, columns: dict | None = None, lenient: bool = False
 ) -> pd.DataFrame:
     """HTTP request records (:mod:`.schema`) from Zeek http.log, Suricata EVE ``http``
-    events or a plain table. Arguments and ``attrs`` as :func:`read_flows`."""
+    events, Squid's native access.log or a plain table. Arguments and ``attrs`` as
+    :func:`read_flows`."""
     return _read("http", path, format, columns, lenient, {})
 
 
@@ -286,7 +292,9 @@ def _read(kind: str, path, format, columns, lenient, options, header="infer") ->
     table, spec, facts = _container(path, fmt, kind, columns, lenient, header)
     adapter = spec.adapters.get(kind)
     if adapter is None:
-        raise DataFormatError(path, None, None, f"a {fmt} file holds flows, not {kind}")
+        raise DataFormatError(
+            path, None, None, f"a {fmt} file holds {', '.join(spec.adapters)}, not {kind}"
+        )
     f = Fields(table, lenient=lenient, unset=spec.unset, format=fmt)
     cols, report = adapter(f, {**facts, **options})
     out = schema.frame(kind, cols)
@@ -347,7 +355,11 @@ def _container(path, fmt, kind, columns, lenient, header) -> tuple[RawTable, Fie
         table.rename(field_names(path, names, None, spec, kind, columns))
         return table, spec, {}
     spec = FIELDSETS[FIELDSET_OF[fmt]]
-    text = Text(path, read_bytes(path), quote=fmt not in ("zeek", "zeek-json", "eve"))
+    text = Text(path, read_bytes(path), quote=fmt not in ("zeek", "zeek-json", "eve", "squid"))
+    if fmt == "squid":
+        if columns:
+            raise ValueError("columns= does not apply to Squid logs (fixed layout, see io.squid)")
+        return squid.read(text, lenient=lenient), spec, {}
     if fmt == "eve":
         if columns:
             raise ValueError("columns= does not apply to EVE files (nested JSON, see io.eve)")
