@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alchemy_torch import io
+from alchemy_torch import features, io
 from alchemy_torch.io import DataFormatError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "io"
@@ -95,11 +95,28 @@ def test_eve_http():
     assert df.user_agent.tolist() == ["Mozilla/5.0 (X11; Linux x86_64)", "Updater/1.0", "curl/8.0"]
     assert df.referrer.tolist() == ["http://www.example.org/", "", ""]
     assert df.status.tolist() == [200, 404, 0] and df.bytes_in.tolist() == [1256, 0, 0]
-    assert df.bytes_out.tolist() == [0, 0, 0]
+    assert df.bytes_out.tolist() == [0, 0, 0] and df.attrs["filled"] == {"bytes_out": 3}
+    assert io.not_logged("http")["bytes_out"] == ("eve", "squid")
     assert df.ts.iloc[0] == utc("2024-03-01T10:00:01.5+00:00")
     assert (
         df.attrs["ignored"]["event_type flow"] == 5 and "event_type http" not in df.attrs["ignored"]
     )
+
+
+def test_feature_tables_name_the_formats_that_cannot_give_a_feature():
+    """EVE and Squid never log the request size, Squid no referrer: describe() says so."""
+    unknown = features.describe("http").set_index("feature")["unknown_from"]
+    assert {n for n, formats in unknown.items() if formats} == {
+        f"req_{stat}_{field}"
+        for stat in ("mean", "std", "min", "max", "median")
+        for field in ("bytes_out", "referrer_slashes")
+    }
+    assert unknown["req_mean_bytes_out"] == "eve, squid"
+    assert unknown["req_max_referrer_slashes"] == "squid"
+    bartos = features.describe("http", aggregation="bartos").set_index("feature")
+    assert bartos.loc["bartos_simhist7_bytes_out", "unknown_from"] == "eve, squid"
+    for kind in ("flows", "dns"):
+        assert (features.describe(kind)["unknown_from"] == "").all()
 
 
 def test_eve_dns_versions_1_2_3():

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
+from alchemy_torch.io import not_logged
 from alchemy_torch.ops import segment as seg
 from alchemy_torch.params import Params
 from alchemy_torch.resample import Draws, Resampler
@@ -43,12 +44,15 @@ class Feature:
 
     ``clock``: for a feature that reads absolute time, the time alignment it assumes
     (``datasets.load(..., align_time=)``); '' when it uses only time differences in a draw.
+    ``inputs``: the record columns it reads, where some formats never give one of them
+    (:func:`alchemy_torch.io.not_logged`; named by :meth:`FeatureExtractor.describe`).
     """
 
     name: str
     behaviour: Behaviour
     description: str = ""
     clock: str = ""
+    inputs: tuple[str, ...] = ()
 
 
 STATS5 = ("mean", "std", "min", "max", "median")
@@ -93,11 +97,16 @@ def stats5(
     return torch.stack(parts, dim=2).reshape(offsets.numel() - 1, -1)
 
 
-def stats5_features(scope: str, field: str, description: str = "") -> list[Feature]:
+def stats5_features(
+    scope: str, field: str, description: str = "", inputs: tuple[str, ...] = ()
+) -> list[Feature]:
     """The five :func:`stats5` features of one field, named ``{scope}_{stat}_{field}``."""
     return [
         Feature(
-            f"{scope}_{stat}_{field}", _STATS5_BEHAVIOUR[stat], f"{stat} of {description or field}"
+            f"{scope}_{stat}_{field}",
+            _STATS5_BEHAVIOUR[stat],
+            f"{stat} of {description or field}",
+            inputs=inputs,
         )
         for stat in STATS5
     ]
@@ -240,11 +249,23 @@ class FeatureExtractor(Params):
             yield self(bags, draws), draws
 
     def describe(self) -> pd.DataFrame:
-        """One row per feature: name, behaviour under resampling, definition, and the time
-        alignment it assumes ('' when it reads no absolute time)."""
+        """One row per feature: name, behaviour under resampling, definition, the time
+        alignment it assumes ('' when it reads no absolute time), and ``unknown_from``: the
+        formats whose files never give one of its inputs (``eve, squid``; '' for none), where
+        the feature is a constant (the reader counts those values in ``attrs["filled"]``)."""
+        missing = not_logged(self.kind)
         return pd.DataFrame(
-            [(f.name, f.behaviour.value, f.description, f.clock) for f in self.features],
-            columns=["feature", "behaviour", "description", "clock"],
+            [
+                (
+                    f.name,
+                    f.behaviour.value,
+                    f.description,
+                    f.clock,
+                    ", ".join(sorted({fmt for c in f.inputs for fmt in missing.get(c, ())})),
+                )
+                for f in self.features
+            ],
+            columns=["feature", "behaviour", "description", "clock", "unknown_from"],
         )
 
     def _check_kind(self, bags: Bags) -> None:

@@ -88,6 +88,13 @@ REQUEST_FEATURES = {
     **{f"{p}_{f}": f"{d} of the {p}" for p in PARTS for f, d in PART_FEATURES.items()},
     **OTHER_FEATURES,
 }
+#: every per-request feature -> the record columns it reads
+INPUTS = {
+    **{f"{p}_{f}": (p,) for p in PARTS for f in PART_FEATURES},
+    **{c: (c,) for c in ("bytes_out", "bytes_in")},
+    "query_params": ("query",),
+    **{f"{c}_slashes": (c,) for c in ("path", "query", "referrer")},
+}
 CACHE_KEY = "http_request_features"
 RANKS_KEY = "http_request_ranks"
 _OTHER, _VOWEL, _CONSONANT, _DIGIT, _BASE64_SIGN = range(5)
@@ -146,13 +153,14 @@ class HttpFeatures(FeatureExtractor):
         out = []
         for field, definition in self.request_features.items():
             if self.aggregation == "stats":
-                out += stats5_features("req", field, f"per-request {definition}")
+                out += stats5_features("req", field, f"per-request {definition}", INPUTS[field])
             else:
                 out += [
                     Feature(
                         f"bartos_{kind}hist{b}_{field}",
                         Behaviour.CENTRED,
                         f"share of {what} of {definition} in bin {b} of {self.bins}",
+                        inputs=INPUTS[field],
                     )
                     for kind, what in (
                         ("val", "min-max scaled values"),

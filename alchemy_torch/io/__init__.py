@@ -13,7 +13,16 @@ See :mod:`alchemy_torch.io.schema` for the columns and dtypes of each kind.
 """
 
 from .errors import DataFormatError
-from .readers import FORMATS, detect_format, log_files, read_dns, read_flows, read_http
+from .readers import (
+    FORMATS,
+    NOT_LOGGED,
+    detect_format,
+    log_files,
+    not_logged,
+    read_dns,
+    read_flows,
+    read_http,
+)
 from .schema import COLUMNS, KINDS, TARGET
 
 __all__ = [
@@ -21,9 +30,11 @@ __all__ = [
     "DataFormatError",
     "FORMATS",
     "KINDS",
+    "NOT_LOGGED",
     "TARGET",
     "detect_format",
     "log_files",
+    "not_logged",
     "read_dns",
     "read_flows",
     "read_http",

@@ -15,7 +15,8 @@ letters in nfdump's order (CEUAPRSF); flows without ports (ICMP) have port 0.
 
 http: client ``src_ip``, server ``dest_ip``, ``hostname``, ``url`` (split at '?'),
 ``http_method``, ``http_user_agent``, ``http_refer``, ``status``, ``length`` (the response
-body: ``bytes_in``; ``bytes_out`` is 0, EVE does not log it).
+body: ``bytes_in``). EVE does not log the request size: ``bytes_out`` is unknown, 0 on every
+record and counted in ``df.attrs["filled"]["bytes_out"]`` (see :data:`NOT_LOGGED`).
 
 dns: one record per transaction, from any of the EVE DNS formats:
 
@@ -57,6 +58,8 @@ from .fields import Fields
 from .source import RawTable, Text
 
 EVENT = {"flows": "flow", "http": "http", "dns": "dns"}
+#: kind -> record columns no EVE event gives (unknown: 0 or '', counted in attrs["filled"])
+NOT_LOGGED = {"http": ("bytes_out",)}
 GROUPED = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "TXT")
 _S, _I = pa.string(), pa.int64()
 _ENDPOINTS = [("src_ip", _S), ("src_port", _I), ("dest_ip", _S), ("dest_port", _I)]
@@ -423,7 +426,8 @@ def http(f: Fields, options: dict) -> tuple[dict, dict]:
         }
     )
     cols["path"], cols["query"] = schema.split_uri(cols.pop("uri"))
-    return cols, {}
+    n = len(cols["ts"])
+    return cols, {"filled": {column: n for column in NOT_LOGGED["http"]} if n else {}}
 
 
 def dns(f: Fields, options: dict) -> tuple[dict, dict]:

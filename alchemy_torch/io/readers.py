@@ -50,6 +50,20 @@ FORMATS = (
     "squid",
 )
 _SNIFF_BYTES = 1 << 16
+#: format -> {kind: record columns its files never give (unknown, counted in attrs["filled"])}
+NOT_LOGGED = {"eve": eve.NOT_LOGGED, "squid": squid.NOT_LOGGED}
+
+
+def not_logged(kind: str) -> dict:
+    """{record column of ``kind``: formats whose files never give it}, e.g. for http
+    ``{"bytes_out": ("eve", "squid"), ...}`` (what ``describe()`` of the features names)."""
+    out: dict = {}
+    for fmt, columns in NOT_LOGGED.items():
+        for column in columns.get(kind, ()):
+            out[column] = (*out.get(column, ()), fmt)
+    return out
+
+
 #: formats with a published column layout, for files without a header line (``header=None``)
 LAYOUTS = {"argus": argus.COLUMNS, "unsw-nb15": unsw.COLUMNS}
 LAYOUT_NAMES = {"argus": "Argus binetflow (CTU-13)", "unsw-nb15": "UNSW-NB15"}

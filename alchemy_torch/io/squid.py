@@ -50,8 +50,8 @@ COLUMNS = (
 FIELDS = ("time", "client", "code_status", "bytes", "method", "url", "hierarchy_peer")
 NUMERIC = frozenset({"time", "bytes"})
 UNSET = ("-",)
-#: what a Squid line never holds (``df.attrs["filled"]`` counts every record for each)
-NOT_LOGGED = ("bytes_out", "referrer", "user_agent")
+#: kind -> what a Squid line never holds (``df.attrs["filled"]`` counts every record for each)
+NOT_LOGGED = {"http": ("bytes_out", "referrer", "user_agent")}
 #: the first line of a native access.log (detection)
 LINE = re.compile(rb"^\d+\.\d{3}\s+-?\d+\s+\S+\s+[A-Z_]+/\d{3}\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+/\S+")
 _URL = (
@@ -143,7 +143,7 @@ def http(f: Fields, options: dict) -> tuple[dict, dict]:
     )
     from_url = int(cols.pop("from_url").sum())
     records = len(cols["ts"])
-    filled = {column: records for column in NOT_LOGGED if records}
+    filled = {column: records for column in NOT_LOGGED["http"] if records}
     if from_url:
         filled["server"] = from_url
     return cols, {"filled": filled}
