@@ -139,11 +139,17 @@ def test_the_kind_is_inferred_from_content_not_names(tmp_path, conn_log):
     }
     for name in ("cicids2017.csv", "cicids2018.csv", "unsw-nb15_1.csv", "nfdump.csv"):
         expect[FIXTURES / "io" / name] = "flows"
+    expect[FIXTURES / "io" / "cicids2017-improved.csv"] = "flows"
+    expect[FIXTURES / "io" / "squid-access.log"] = "http"
     assert {p: datasets.infer_kind(p) for p in expect} == expect
     with pytest.raises(ValueError, match="EVE file holds flows, http and dns events; pass kind="):
         datasets.infer_kind(FIXTURES / "io" / "eve.json")
     eve = datasets.from_files([FIXTURES / "io" / "eve.json"], kind="http", unknown="keep")
     assert eve.kind == "http" and len(eve.records) > 0
+    assert eve.report.notes[0] == (
+        "eve.json: records whose value the reader estimated or could not know: bytes_out 3 "
+        "(features of those columns: see features.describe(kind)['unknown_from'])"
+    )
     ds = datasets.from_files([tmp_path / "f.dat"])
     assert ds.kind == "dns" and ds.report.kept["malicious"][0] == 2
     odd = tmp_path / "odd.csv"

@@ -140,6 +140,13 @@ def read_source(source: Source, kind: str, name: str, report: Report) -> pd.Data
         "records": len(records),
         "skipped_lines": records.attrs["skipped_lines"],
     }
+    filled = records.attrs.get("filled", {})
+    if filled:
+        counts = ", ".join(f"{column} {n:,}" for column, n in filled.items())
+        report.notes.append(
+            f"{name}: records whose value the reader estimated or could not know: {counts} "
+            "(features of those columns: see features.describe(kind)['unknown_from'])"
+        )
     if source.prepare is not None:
         records = source.prepare(records, kind)
     if "label" not in records.columns:
