@@ -3,7 +3,9 @@
 import hashlib
 import http.server
 import shutil
+import socket
 import threading
+import urllib.error
 from dataclasses import replace
 from pathlib import Path
 
@@ -231,6 +233,31 @@ def test_fetch_resumes_partial_download(server, tmp_path):
         sha256=_sha(root / "capture20110816.binetflow"),
     )
     assert path.read_bytes() == full and not (folder / "capture20110816.binetflow.part").exists()
+
+
+def test_fetch_offline_says_where_a_copy_goes(tmp_path, monkeypatch):
+    """No network: the set, its URL and the cache path for a copy obtained by other means;
+    a copy put there is then used, checked against the published hash."""
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(remote.urllib.request, "urlopen", offline)
+    entry = remote.REMOTE["ctu13-6"]
+    dest = tmp_path / "ctu13-6" / "capture20110816.binetflow"
+    with pytest.raises(remote.UnreachableError) as err:
+        datasets.fetch("ctu13-6", cache_dir=tmp_path)
+    assert str(err.value) == (
+        f"ctu13-6: cannot reach {entry.url} ([Errno -2] Name or service not known); on a "
+        f"machine without network, download that file by other means and put it at {dest} "
+        f"(checked against its SHA-256 {remote.S6_SHA256})"
+    )
+    assert list(dest.parent.iterdir()) == []  # no empty .part left behind
+    copy = FIXTURES / "ctu13-tiny.binetflow"
+    shutil.copy(copy, dest)
+    assert datasets.fetch("ctu13-6", cache_dir=tmp_path, sha256=_sha(copy)) == dest
+    with pytest.raises(remote.UnreachableError, match="its SHA-256 recorded on first use"):
+        datasets.fetch("iot23-34-1", cache_dir=tmp_path)
 
 
 def test_fetch_without_checksum_records_first_hash(server, tmp_path, monkeypatch):

@@ -8,7 +8,9 @@ name. Downloads go to ``<file>.part`` (resumed with an HTTP Range request when t
 allows it) and are renamed into place only after the SHA-256 matches, so the cache never
 holds a partial or wrong file. Where no checksum is published (``sha256=None`` in
 :data:`REMOTE`) the first download's hash is recorded beside the file (``<file>.sha256``)
-and checked from then on (trust on first use); a warning says so.
+and checked from then on (trust on first use); a warning says so. Offline, :func:`fetch`
+raises :class:`UnreachableError` naming the set, its URL and the cache path where a copy
+obtained by other means can be put (it is used from there, checked as above).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ _MCFP = "https://mcfp.felk.cvut.cz/publicDatasets"
 
 class ChecksumError(OSError):
     """A download (or a cached file) does not have the expected SHA-256."""
+
+
+class UnreachableError(ConnectionError):
+    """A named set's URL cannot be reached (no network, DNS, a firewall): the message says
+    where in the cache a copy obtained by other means can be put."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,23 @@ def fetch(name: str, cache_dir=None, url: str | None = None, sha256: str | None 
         warnings.warn(f"{dest}: cached file has the wrong SHA-256; downloading again", stacklevel=2)
         dest.unlink()
     part = dest.with_name(dest.name + ".part")
-    _download(url, part)
+    try:
+        _download(url, part)
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        if part.exists() and part.stat().st_size == 0:
+            part.unlink()
+        check = (
+            f"checked against its SHA-256 {expected}"
+            if expected
+            else "its SHA-256 recorded on first use"
+        )
+        raise UnreachableError(
+            f"{name}: cannot reach {url} ({getattr(exc, 'reason', exc)}); on a machine "
+            f"without network, download that file by other means and put it at {dest} "
+            f"({check})"
+        ) from exc
     actual = _sha256(part)
     if expected is not None and actual != expected:
         part.unlink()
