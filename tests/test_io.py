@@ -501,3 +501,118 @@ def test_real_file_loads(path):
     )
     assert df.attrs["skipped_lines"] == 0 and df.attrs["absent_fields"] == []
     assert len(df) + df.attrs["dropped_halves"] == ROWS[path.name] * (2 if kind == "flows" else 1)
+
+
+# -- the reader checks in ../shared/data/readers-real (counts from its SOURCE.md) --------------
+REAL = DATA / "readers-real"
+EVE_EVENTS = {  # events per type of each EVE file
+    "stratosphere-2021-06-06-honeypot192.168.1.129.eve.json.gz": {
+        "flow": 3512,
+        "alert": 745,
+        "dns": 680,
+        "http": 56,
+        "fileinfo": 3,
+        "anomaly": 3,
+        "tls": 1,
+    },
+    "slips-test7-malicious.eve.json.gz": {"flow": 333, "dns": 66, "dhcp": 3, "stats": 1},
+    "ctu-sme11-honeypot-rpi-2023-02-21.eve.json.gz": {"ssh": 50, "flow": 50, "stats": 5},
+}
+LABELLED_ROWS = {  # rows per (label, detailed label) of each labelled flow file
+    "eve/slips-test7-malicious.conn.log.labeled.gz": {(1, ""): 322, (0, ""): 51, (-1, ""): 1},
+    "eve/ctu-sme11-honeypot-rpi-2023-02-21.conn.log.labeled.gz": {(0, ""): 10},
+    "iot23-zeek/CTU-IoT-Malware-Capture-34-1.conn.log.labeled.gz": {
+        (1, "DDoS"): 14394,
+        (1, "C&C"): 6706,
+        (0, ""): 1923,
+        (1, "PartOfAHorizontalPortScan"): 122,
+    },
+    "unsw-nb15/UNSW-NB15_1.first3000rows.rcarmas-Book1a.csv.gz": {
+        (0, ""): 2902,
+        (1, "Exploits"): 57,
+        (1, "Reconnaissance"): 23,
+        (1, "DoS"): 8,
+        (1, "Generic"): 6,
+        (1, "Shellcode"): 4,
+    },
+}
+
+
+@pytest.fixture
+def real():
+    if not REAL.is_dir():
+        pytest.skip(f"{REAL} not present")
+    return REAL
+
+
+def test_every_reader_check_file_is_known(real):
+    assert sorted(p.relative_to(real).as_posix() for p in real.glob("*/*.gz")) == sorted(
+        [f"eve/{name}" for name in EVE_EVENTS] + list(LABELLED_ROWS)
+    )
+
+
+@pytest.mark.parametrize("name", sorted(EVE_EVENTS))
+def test_real_eve_events_per_type(real, name):
+    """Every event counted once: as a kind's records or in its attrs["ignored"]."""
+    events, path = EVE_EVENTS[name], real / "eve" / name
+    kinds = {"flows": "flow", "http": "http", "dns": "dns"}
+    for kind, read in (("flows", io.read_flows), ("http", io.read_http), ("dns", io.read_dns)):
+        df = read(path, **({"keep_empty": True} if kind == "flows" else {}))
+        check_schema(df, kind, labels=False)
+        assert df.attrs["skipped_lines"] == 0
+        others = {k: v for k, v in events.items() if k != kinds[kind]}
+        ignored = {k: v for k, v in df.attrs["ignored"].items() if k.startswith("event_type")}
+        assert ignored == {f"event_type {k}": v for k, v in others.items()}
+        mine = events.get(kinds[kind], 0)
+        if kind == "flows":
+            assert len(df) == 2 * mine  # both directions of every flow event
+        elif kind == "http":
+            assert len(df) == mine and df.attrs["filled"] == ({"bytes_out": mine} if mine else {})
+        else:  # every request merged into its response here
+            merged = df.attrs["ignored"].get("dns request merged into its response", 0)
+            assert len(df) + merged == mine and merged == mine // 2
+
+
+def test_real_eve_values(real):
+    path = real / "eve" / "stratosphere-2021-06-06-honeypot192.168.1.129.eve.json.gz"
+    assert io.read_http(path).host.value_counts().to_dict() == {"147.32.82.197": 44, "": 12}
+    assert set(io.read_dns(path)["query"]) == {"www.myedimax.com", "www.google.com"}
+    flows = io.read_flows(real / "eve" / "slips-test7-malicious.eve.json.gz", keep_empty=True)
+    assert flows.server.nunique() == 287  # distinct dest_ip of the flow events
+    assert set(flows.src.iloc[::2]) >= {"192.168.2.16"}
+
+
+@pytest.mark.parametrize("name", sorted(LABELLED_ROWS))
+def test_real_labelled_flow_rows(real, name):
+    """Rows per label: with keep_empty every row is two records, forward first."""
+    df = io.read_flows(real / name, keep_empty=True)
+    check_schema(df, "flows")
+    assert df.attrs["skipped_lines"] == 0 and df.attrs["dropped_halves"] == 0
+    rows = df.iloc[::2]
+    counts = rows.groupby(["label", "detailed_label"]).size().to_dict()
+    assert counts == LABELLED_ROWS[name]
+    assert (df.label.iloc[1::2].to_numpy() == rows.label.to_numpy()).all()
+
+
+def test_real_iot23_original_layout_equals_its_csv_copy(real):
+    """IoT-23's space-separated last columns: the same records as the CSV copy staged in
+    flows-iot23-small (the same capture, never counted twice)."""
+    original = io.read_flows(
+        real / "iot23-zeek" / "CTU-IoT-Malware-Capture-34-1.conn.log.labeled.gz", keep_empty=True
+    )
+    copy = DATA / "flows-iot23-small" / "CTU-Malware-Capture-34-1-labeled.csv.gz"
+    pd.testing.assert_frame_equal(original, io.read_flows(copy, keep_empty=True))
+    servers = original.groupby("server")["label"].agg(["min", "max"])  # by id.resp_h
+    assert len(servers) == 49 and (servers["min"] == 1).sum() == 4
+    assert ((servers["min"] == 0) & (servers["max"] == 1)).sum() == 2
+
+
+def test_real_unsw_nb15_with_byte_order_mark_and_crlf(real):
+    path = real / "unsw-nb15" / "UNSW-NB15_1.first3000rows.rcarmas-Book1a.csv.gz"
+    with gzip.open(path, "rb") as fh:
+        raw = fh.read()
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\r\n") == 3000
+    assert io.detect_format(path) == "unsw-nb15"
+    df = io.read_flows(path)
+    assert df.ts.min() == 1421927377 and (df.ts + df.duration).max() <= 1421927509
+    assert df.server.nunique() == 26 and df.src.iloc[0] == "59.166.0.0"
