@@ -1,4 +1,5 @@
-"""Benchmark the readers on 1M-line files: Suricata EVE and CICFlowMeter (CSE-CIC-IDS2018).
+"""Benchmark the readers on 1M-line files: Suricata EVE, CICFlowMeter (CSE-CIC-IDS2018 and
+the corrected CIC-IDS2017 layout) and Squid's native access.log.
 
 Writes the files to a folder (default /tmp/alchemy-bench-readers, reused when present), then
 times ``io.read_flows`` (and, for EVE, ``read_http`` and ``read_dns``) and prints input lines
@@ -6,7 +7,10 @@ per second and output records per second (best wall time of ``--repeat`` runs, a
 time of that run: on a shared machine the CPU time is the steadier number), with the cores.
 
 EVE mix (Suricata 7 style): 60% flow, 10% http, 20% dns (version 2: a query and its answer),
-10% other types (alert, tls, stats). CICFlowMeter: the 84 CSE-CIC-IDS2018 columns with IPs.
+10% other types (alert, tls, stats). CICFlowMeter: the 84 CSE-CIC-IDS2018 columns with IPs;
+corrected: the 91 columns of Engelen et al.'s release (the header of the test fixture), ISO
+times with microseconds, 10% '- Attempted' labels. Squid: 80% DIRECT misses with a query
+string, 10% cache hits (no peer: the URL's host), 10% CONNECT tunnels.
 
     python experiments/bench_readers.py [--lines 1000000] [--folder /tmp/...] [--repeat 2]
 """
@@ -150,6 +154,48 @@ def write_cicflowmeter(path: Path, lines: int, seed: int = 0) -> None:
             )
 
 
+CORRECTED_HEADER = (
+    Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "io" / "cicids2017-improved.csv"
+)
+
+
+def write_cic_corrected(path: Path, lines: int, seed: int = 0) -> None:
+    header = CORRECTED_HEADER.read_text().splitlines()[0]
+    rng = np.random.default_rng(seed)
+    tails = [",".join(f"{v:.6g}" for v in rng.random(76) * 1000) for _ in range(1000)]
+    labels = ["BENIGN,-1"] * 8 + ["Botnet,-1", "Botnet - Attempted,0"]
+    with open(path, "w") as out:
+        out.write(header + "\n")
+        for i in range(lines):
+            src, dst = f"192.168.{i % 250}.{i % 199}", f"205.174.{i % 97}.{i % 13}"
+            sport, dport = 1024 + i % 60000, (443, 80, 8080)[i % 3]
+            whole = 1499414400 + i // 20
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole)) + f".{i % 10**6:06d}"
+            fwd, bwd = 1 + i % 40, i % 30
+            out.write(
+                f"{i},{src}-{dst}-{sport}-{dport}-6,{src},{sport},{dst},{dport},6,{stamp},"
+                f"{1000 + i % 99999},{fwd},{bwd},{fwd * 60},{bwd * 700},"
+                f"{tails[i % 1000]},{labels[i % 10]}\n"
+            )
+
+
+def write_squid(path: Path, lines: int, seed: int = 0) -> None:
+    with open(path, "w") as out:
+        for i in range(lines):
+            client, host = f"10.{i % 7}.{i % 250}.{i % 199}", f"host{i % 5000}.example.com"
+            stamp = f"{1286536308 + i * 0.01:.3f}"
+            if i % 10 == 8:
+                request, peer, code = f"GET http://{host}/logo.png", "NONE/-", "TCP_MEM_HIT/200"
+            elif i % 10 == 9:
+                request, code = f"CONNECT {host}:443", "TCP_TUNNEL/200"
+                peer = f"HIER_DIRECT/93.184.{i % 97}.{i % 13}"
+            else:
+                request = f"GET http://{host}/path/{i % 777}/index.php?id={i}"
+                peer, code = f"DIRECT/93.184.{i % 97}.{i % 13}", "TCP_MISS/200"
+            out.write(f"{stamp} {i % 5000:6d} {client} {code} {400 + i % 9000} {request} - ")
+            out.write(f"{peer} text/html\n")
+
+
 def timed(read, path, repeat: int):
     """(best wall seconds, CPU seconds of that run (all threads), the frame)."""
     best, cpu, df = float("inf"), 0.0, None
@@ -171,7 +217,14 @@ def main() -> None:
     args.folder.mkdir(parents=True, exist_ok=True)
     eve = args.folder / f"eve-{args.lines}.json"
     cic = args.folder / f"cicflowmeter-{args.lines}.csv"
-    for path, write in ((eve, write_eve), (cic, write_cicflowmeter)):
+    corrected = args.folder / f"cic-corrected-{args.lines}.csv"
+    squid = args.folder / f"squid-{args.lines}.log"
+    for path, write in (
+        (eve, write_eve),
+        (cic, write_cicflowmeter),
+        (corrected, write_cic_corrected),
+        (squid, write_squid),
+    ):
         if not path.exists():
             start = time.perf_counter()
             write(path.with_suffix(".part"), args.lines)
@@ -185,6 +238,8 @@ def main() -> None:
         ("EVE http", io.read_http, eve),
         ("EVE dns", io.read_dns, eve),
         ("CICFlowMeter flows", io.read_flows, cic),
+        ("CIC corrected flows", io.read_flows, corrected),
+        ("Squid http", io.read_http, squid),
     ):
         seconds, cpu, df = timed(read, path, args.repeat)
         print(

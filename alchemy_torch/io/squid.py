@@ -29,6 +29,8 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .errors import DataFormatError
@@ -54,10 +56,11 @@ UNSET = ("-",)
 NOT_LOGGED = {"http": ("bytes_out", "referrer", "user_agent")}
 #: the first line of a native access.log (detection)
 LINE = re.compile(rb"^\d+\.\d{3}\s+-?\d+\s+\S+\s+[A-Z_]+/\d{3}\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+/\S+")
-_URL = (
-    r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@?#]*@)?(\[[^\]]*\]|[^/:?#]*)(?::\d*)?([^?#]*)(?:\?([^#]*))?"
+_URL = (  # scheme://[user@]host[:port][path][?query]
+    r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@?#]*@)?(?P<host>\[[^\]]*\]|[^/:?#]*)(?::\d*)?"
+    r"(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?"
 )
-_AUTHORITY = r"^(\[[^\]]*\]|[^/:?#\s]+):\d+$"  # CONNECT's host:port
+_AUTHORITY = r"^(?P<host>\[[^\]]*\]|[^/:?#\s]+):\d+$"  # CONNECT's host:port
 _ADDRESS = r"^(?:\d{1,3}\.){3}\d{1,3}$|^[0-9A-Fa-f]*:[0-9A-Fa-f:.]*$"
 
 
@@ -114,10 +117,9 @@ def http(f: Fields, options: dict) -> tuple[dict, dict]:
     _, _, status = _split(f.text("code_status", required=True))
     hierarchy, _, peer = _split(f.text("hierarchy_peer"))
     url, method = f.text("url", required=True), f.text("method")
-    parts = url.str.extract(_URL)
-    authority = url.str.extract(_AUTHORITY)[0]
-    host = parts[0].fillna(authority.where(method == "CONNECT")).fillna("")
-    host = host.str.strip("[]")
+    parts = _extract(url, _URL)
+    authority = _extract(url, _AUTHORITY)["host"].where((method == "CONNECT").to_numpy(), "")
+    host = parts["host"].where(parts["host"] != "", authority).str.strip("[]")
     via_peer = peer.str.match(_ADDRESS).to_numpy(bool) & ~hierarchy.str.contains(
         "PARENT|SIBLING", regex=True
     ).to_numpy(bool)
@@ -130,8 +132,8 @@ def http(f: Fields, options: dict) -> tuple[dict, dict]:
             "client": f.text("client", required=True),
             "server": peer.where(via_peer, host),
             "host": host,
-            "path": parts[1].fillna(""),
-            "query": parts[2].fillna(""),
+            "path": parts["path"],
+            "query": parts["query"],
             "method": method,
             "user_agent": pd.Series("", index=range(n), dtype="str"),
             "referrer": pd.Series("", index=range(n), dtype="str"),
@@ -147,6 +149,19 @@ def http(f: Fields, options: dict) -> tuple[dict, dict]:
     if from_url:
         filled["server"] = from_url
     return cols, {"filled": filled}
+
+
+def _extract(values: pd.Series, pattern: str) -> dict:
+    """{group: str Series} of ``pattern``'s named groups in every value ('' where it does not
+    match or a group takes no part), matched by arrow (RE2)."""
+    found = pc.extract_regex(pa.array(values.to_numpy(object), pa.string()), pattern)
+    return {
+        group.name: pd.Series(
+            pc.fill_null(pc.struct_field(found, i), "").to_numpy(zero_copy_only=False),
+            dtype="str",
+        )
+        for i, group in enumerate(found.type)
+    }
 
 
 def _split(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
