@@ -200,6 +200,9 @@ def read_flows(
     """One-way flow records (:mod:`.schema`) from Zeek conn, Argus, nfdump, Suricata EVE
     ``flow`` events, CICFlowMeter (CIC-IDS2017/2018) or UNSW-NB15 CSV, or a plain table.
 
+    ``path``: a file (plain or gzip), or a folder: its log files (:func:`log_files`) read one
+    by one, with a ``source`` column (the file name), ``attrs`` summed over the files and each
+    file's own in ``attrs["files"]``.
     ``format``: one of FORMATS, detected from the content when None. ``columns``: {field the
     format's reader expects: column in the file}, for files whose columns are named
     differently: canonical names (:mod:`.schema`) for plain CSV/Parquet tables, the format's
