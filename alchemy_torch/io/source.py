@@ -117,15 +117,6 @@ class Text:
         counts = np.bincount(owner, minlength=len(self.starts))
         return counts[records] + 1
 
-    def token_counts(self, records: np.ndarray) -> np.ndarray:
-        """Number of fields of each of ``records`` separated by runs of spaces or tabs."""
-        blank = np.isin(self._bytes, np.frombuffer(b" \t\r\n", np.uint8))
-        firsts = np.flatnonzero(~blank[1:] & blank[:-1]) + 1  # where a field starts
-        if len(blank) and not blank[0]:
-            firsts = np.concatenate([[0], firsts])
-        starts, ends = self.starts[records], self.ends[records]
-        return np.searchsorted(firsts, ends) - np.searchsorted(firsts, starts)
-
     def _separators_per_line(self, sep: int, lines_per_chunk: int = 1 << 14) -> np.ndarray:
         """(lines,) count of byte ``sep`` from each line's start to the next one's, summed over
         chunks of lines so that no temporary is larger than a chunk of the file."""

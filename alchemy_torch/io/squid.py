@@ -23,8 +23,6 @@ request size (``bytes_out`` 0), ``referrer`` and ``user_agent`` (''), counted in
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 
 import numpy as np
@@ -70,9 +68,15 @@ def is_squid(first_line: bytes) -> bool:
 
 
 def read(text: Text, *, lenient: bool) -> RawTable:
-    """The lines of a native access.log as a raw table of :data:`COLUMNS` (text)."""
+    """The lines of a native access.log as a raw table of :data:`FIELDS` (text), split at
+    runs of whitespace by arrow."""
     records = np.flatnonzero(~text.empty)
-    counts = text.token_counts(records)
+    data = text.buffer(records).decode("utf-8", "replace").removesuffix("\n")
+    lines = pc.list_flatten(pc.split_pattern(pa.array([data], pa.large_string()), "\n"))
+    if not len(records):
+        lines = lines.slice(0, 0)
+    tokens = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(lines))
+    counts = pc.list_value_length(tokens).to_numpy(zero_copy_only=False)
     wrong = counts != len(COLUMNS)
     problems = []
     if wrong.any():
@@ -82,24 +86,19 @@ def read(text: Text, *, lenient: bool) -> RawTable:
         if not lenient:
             raise DataFormatError(text.path, line, None, message)
         problems.append((line, None, message))
-        records = records[~wrong]
-    buf = text.buffer(records)
-    frame = (
-        pd.read_csv(
-            io.BytesIO(buf),
-            sep=r"\s+",
-            header=None,
-            names=list(COLUMNS),
-            usecols=list(FIELDS),
-            dtype={c: str for c in FIELDS if c not in NUMERIC},
-            keep_default_na=False,
-            na_values=[],
-            quoting=csv.QUOTE_NONE,
-            engine="c",
-            encoding_errors="replace",
-        )
-        if buf
-        else pd.DataFrame({c: pd.Series(dtype=object) for c in FIELDS})
+        records, tokens = records[~wrong], tokens.filter(pa.array(~wrong))
+    flat = pc.list_flatten(tokens)
+    frame = pd.DataFrame(
+        {
+            name: pd.Series(
+                flat.take(pa.array(np.arange(j, len(flat), len(COLUMNS)))).to_numpy(
+                    zero_copy_only=False
+                ),
+                dtype="str",
+            )
+            for j, name in enumerate(COLUMNS)
+            if name in FIELDS
+        }
     )
     return RawTable(
         text.path,
@@ -114,8 +113,8 @@ def read(text: Text, *, lenient: bool) -> RawTable:
 def http(f: Fields, options: dict) -> tuple[dict, dict]:
     """access.log lines -> requests (module docstring)."""
     f.require(*FIELDS)
-    _, _, status = _split(f.text("code_status", required=True))
-    hierarchy, _, peer = _split(f.text("hierarchy_peer"))
+    _, status = _split(f.text("code_status", required=True))
+    hierarchy, peer = _split(f.text("hierarchy_peer"))
     url, method = f.text("url", required=True), f.text("method")
     parts = _extract(url, _URL)
     authority = _extract(url, _AUTHORITY)["host"].where((method == "CONNECT").to_numpy(), "")
@@ -164,10 +163,10 @@ def _extract(values: pd.Series, pattern: str) -> dict:
     }
 
 
-def _split(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """``A/B`` -> (A, '/', B) per value; B is '' where there is no '/', or '-'."""
-    parts = values.str.partition("/")
-    return parts[0], parts[1], parts[2].where(parts[2] != "-", "")
+def _split(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``A/B`` -> (A, B) per value; B is '' where there is no '/', or '-'."""
+    parts = _extract(values, r"^(?P<a>[^/]*)(?:/(?P<b>.*))?$")
+    return parts["a"], parts["b"].where(parts["b"] != "-", "")
 
 
 ADAPTERS = {"http": http}
