@@ -10,7 +10,7 @@ from app_helpers import TINY, compose_config
 from hydra.types import RunMode
 from hydra.utils import get_method, instantiate
 
-from alchemy_torch import Resampler, methods
+from alchemy_torch import Resampler, datasets, features, methods
 from alchemy_torch.app.cli import paper_setting
 from alchemy_torch.app.job import GROUPINGS
 from alchemy_torch.datasets import registry
@@ -73,6 +73,28 @@ def test_every_named_set_has_a_data_option_of_its_kind():
         assert name in mine, f"configs/data/{name}.yaml is missing"
         assert compose_config([f"data={name}"]).data.kind == spec.kind
     assert {f"synthetic-{kind}" for kind in ("flows", "http", "dns")} <= mine
+
+
+def data_of(features_option: str) -> str:
+    """The data option a features option is for: the one its name starts with."""
+    return next(d for d in options("data") if features_option.startswith(d))
+
+
+@pytest.mark.parametrize("option", options("features"))
+def test_features_option_drops_features_of_its_data_kind(option):
+    cfg = compose_config([f"data={data_of(option)}", f"+features={option}"])
+    full = instantiate(compose_config([f"data={data_of(option)}"]).features)
+    subset = instantiate(cfg.features)  # an unknown name stops here
+    assert set(subset.feature_names) == set(full.feature_names) - set(cfg.features.drop)
+
+
+@pytest.mark.slow
+def test_http_control_drops_what_the_audit_flags(shared_data):
+    """The control's list is the audit's (experiments/README.md, Real data)."""
+    drop = compose_config(["+features=http-stratosphere-flagged"]).features.drop
+    ds = datasets.load("http-stratosphere", shared_data, align_time="capture")
+    audit = datasets.audit(ds, features.make("http"), threshold=0.95)
+    assert sorted(drop) == sorted(audit.flagged.feature)
 
 
 @pytest.mark.parametrize("option", options("method"))
