@@ -10,7 +10,7 @@ from app_helpers import TINY, compose_config
 from hydra.types import RunMode
 from hydra.utils import get_method, instantiate
 
-from alchemy_torch import Resampler, methods
+from alchemy_torch import Resampler, datasets, features, methods
 from alchemy_torch.app.cli import paper_setting
 from alchemy_torch.app.job import GROUPINGS
 from alchemy_torch.datasets import registry
@@ -75,6 +75,28 @@ def test_every_named_set_has_a_data_option_of_its_kind():
     assert {f"synthetic-{kind}" for kind in ("flows", "http", "dns")} <= mine
 
 
+def data_of(features_option: str) -> str:
+    """The data option a features option is for: the one its name starts with."""
+    return next(d for d in options("data") if features_option.startswith(d))
+
+
+@pytest.mark.parametrize("option", options("features"))
+def test_features_option_drops_features_of_its_data_kind(option):
+    cfg = compose_config([f"data={data_of(option)}", f"+features={option}"])
+    full = instantiate(compose_config([f"data={data_of(option)}"]).features)
+    subset = instantiate(cfg.features)  # an unknown name stops here
+    assert set(subset.feature_names) == set(full.feature_names) - set(cfg.features.drop)
+
+
+@pytest.mark.slow
+def test_http_control_drops_what_the_audit_flags(shared_data):
+    """The control's list is the audit's (experiments/README.md, Real data)."""
+    drop = compose_config(["+features=http-stratosphere-flagged"]).features.drop
+    ds = datasets.load("http-stratosphere", shared_data, align_time="capture")
+    audit = datasets.audit(ds, features.make("http"), threshold=0.95)
+    assert sorted(drop) == sorted(audit.flagged.feature)
+
+
 @pytest.mark.parametrize("option", options("method"))
 def test_method_option_builds_its_method(option):
     method = instantiate(compose_config([f"method={option}"]).method)
@@ -83,19 +105,27 @@ def test_method_option_builds_its_method(option):
     assert all(getattr(method, k) == v for k, v in fixed.items())
 
 
-@pytest.mark.parametrize("kind", ["flows", "http", "dns"])
+#: The slides' settings (METHOD.md §3.9), typed here rather than read from
+#: methods.paper_defaults (what the ${paper:} resolver calls): kind -> option, K, p_range, f
+SLIDES = {
+    "flows": (1, 20, (0.0, 0.98), 5.0),
+    "http": (4, 20, (0.0, 0.999), 5.0),
+    "dns": (4, 20, (0.0, 0.999), 5.0),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SLIDES))
 def test_alchemy_options_carry_the_slides_settings_of_the_data_type(kind):
-    paper = methods.paper_defaults(kind)
+    option, iterations, p_range, f = SLIDES[kind]
     for pattern in (1, 2, 3, 4):
         cfg = compose_config([f"data=synthetic-{kind}", f"method=alchemy{pattern}"])
         method = instantiate(cfg.method)
         assert method.pattern == pattern
         assert isinstance(method.resampler, Resampler)
-        assert method.resampler.option == paper["resampler"].option
-        assert method.resampler.iterations == paper["resampler"].iterations
-        assert tuple(method.p_range) == paper["p_range"] and method.f == paper["f"]
+        assert method.resampler.option == option and method.resampler.iterations == iterations
+        assert tuple(method.p_range) == p_range and method.f == f
     noise = instantiate(compose_config([f"data=synthetic-{kind}", "method=noise"]).method)
-    assert noise.copies == paper["resampler"].iterations  # the same budget as Alchemy
+    assert noise.copies == iterations  # the same budget as Alchemy
 
 
 def test_paper_resolver_rejects_an_unknown_kind():

@@ -418,13 +418,13 @@ def test_bad_geoip_and_options(tmp_path, records):
     bad.write_text("prefix,country\n1.2.3.0/24,US\nnot-a-prefix,FR\n")
     with pytest.raises(DataFormatError, match="bad.csv, line 3, field 'prefix'"):
         DnsFeatures(geoip=bad).fit(Bags.from_records("dns", records))
-    for options in [
-        dict(name_scope="sld"),
-        dict(local_max=0.0),
-        dict(window_hours=0),
-        dict(monitoring_period=-1),
+    for options, message in [
+        (dict(name_scope="sld"), "name_scope must be one of .* got 'sld'"),
+        (dict(local_max=0.0), "local_max and cusum_max must be > 0, got 0.0, 1.0"),
+        (dict(window_hours=0), "window_hours must be an integer >= 1, got 0"),
+        (dict(monitoring_period=-1), "monitoring_period must be > 0 seconds, got -1"),
     ]:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=message):
             DnsFeatures(**options)
 
 

@@ -363,10 +363,16 @@ def test_default_dimension():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"matching": "ip"}, {"bin_seconds": 0}, {"autocorr_lags": 0}, {"match_seconds": -1}]
+    "bad, message",
+    [
+        ({"matching": "ip"}, "matching must be one of .* got 'ip'"),
+        ({"bin_seconds": 0}, "bin_seconds must be > 0 .* got 0, 60.0"),
+        ({"autocorr_lags": 0}, "autocorr_lags must be an integer >= 1, got 0"),
+        ({"match_seconds": -1}, "match_seconds >= 0, got 300.0, -1"),
+    ],
 )
-def test_bad_options(bad):
-    with pytest.raises(ValueError):
+def test_bad_options(bad, message):
+    with pytest.raises(ValueError, match=message):
         FlowFeatures(**bad)
 
 

@@ -10,6 +10,7 @@ from sklearn.base import clone
 
 from alchemy_torch import Resampler, evaluation, features, methods
 from alchemy_torch.features import Subset
+from alchemy_torch.methods import Vectors
 
 
 def test_subset_keeps_the_other_columns_in_order():
@@ -60,7 +61,18 @@ def test_subset_clones_instantiates_and_fits_its_own_copy():
     assert not hasattr(subset.extractor, "period_") or subset.extractor.period_ is None
 
 
-def test_cross_validate_runs_with_a_subset_of_dns_features():
+def test_cross_validate_runs_with_a_subset_of_dns_features(monkeypatch):
+    """Every fold's vectors come from an extractor without the clocked features."""
+    clocked = {f.name for f in features.make("dns").features if f.clock}
+    compute, widths = Vectors.compute, []
+
+    def spy(extractor, *args, **kwargs):
+        assert clocked and clocked.isdisjoint(extractor.feature_names)
+        vectors = compute(extractor, *args, **kwargs)
+        widths.append(vectors.original.shape[1])
+        return vectors
+
+    monkeypatch.setattr(Vectors, "compute", spy)
     bags = small_bags("dns")
     res = evaluation.cross_validate(
         bags,
@@ -70,3 +82,5 @@ def test_cross_validate_runs_with_a_subset_of_dns_features():
         folds=3,
     )
     assert len(res) == 3 and res.roc_auc.between(0, 1).all()
+    kept = len(features.make("dns").feature_names) - len(clocked)
+    assert widths == [kept] * 6  # per fold (dns fits per fold): training and test vectors

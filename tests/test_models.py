@@ -17,6 +17,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.kernel_approximation import Nystroem
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold, cross_validate
+from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import check_estimator
 
 from alchemy_torch import models
@@ -197,10 +198,10 @@ def test_svm_approximates_the_kernel_above_its_threshold(problem):
 
 
 def test_svm_gamma_scale_matches_svc(problem):
-    X, y, _, _ = problem[0]
-    model = models.make("svm").fit(X, y)
-    Z = model.scaler_.transform(X)
-    assert math.isclose(model.gamma_, 1.0 / (Z.shape[1] * Z.var()))
+    X, y, groups, original = problem[0]
+    model = models.make("svm").fit(X, y, groups=groups, original=original)
+    Z = model.scaler_.transform(X)  # standardised by the originals: variance not 1 over all rows
+    assert math.isclose(model.gamma_, SVC(gamma="scale").fit(Z, y)._gamma)
 
 
 def test_calibration_folds_split_by_group():

@@ -273,17 +273,17 @@ def test_a_targets_draws_do_not_depend_on_other_buckets(option, mode, buckets, m
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "kwargs, message",
     [
-        dict(option=5),
-        dict(option=1, mode="bootstrap"),
-        dict(option=2, rate=0.0),
-        dict(option=4, rate_range=(0.9, 0.1)),
-        dict(option=1, iterations=0),
+        (dict(option=5), r"option must be one of \(1, 2, 3, 4\), got 5"),
+        (dict(option=1, mode="bootstrap"), "mode must be one of .* got 'bootstrap'"),
+        (dict(option=2, rate=0.0), r"rate must lie in \(0, 1\], got 0.0"),
+        (dict(option=4, rate_range=(0.9, 0.1)), r"rate_range must satisfy .* got \(0.9, 0.1\)"),
+        (dict(option=1, iterations=0), "iterations must be >= 1, got 0"),
     ],
 )
-def test_bad_parameters_raise(kwargs):
-    with pytest.raises(ValueError):
+def test_bad_parameters_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         Resampler(**kwargs)
 
 

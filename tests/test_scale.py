@@ -207,10 +207,21 @@ def test_context_pass_equals_fitting_on_the_training_records(tmp_path):
     assert not np.array_equal(*seen)  # the index is the training partitions'
 
 
-def test_flows_need_no_context_pass(written):
+def test_only_corpus_context_reads_partitions(written, monkeypatch):
+    """The context pass reads no partition for an extractor without corpus context (flows,
+    http) and each training partition once for one with it (dns)."""
     _, _, source = written
-    extractor = features.make("flows")
-    assert fit_extractor(source, extractor) is not extractor
+    reads = []
+    read = PartitionedRecords.records
+
+    def counted(self, partition, columns=None):
+        reads.append(partition)
+        return read(self, partition, columns)
+
+    monkeypatch.setattr(PartitionedRecords, "records", counted)
+    extractor = features.make(source.kind)
+    assert fit_extractor(source, extractor, [0, 2]) is not extractor
+    assert reads == ([0, 2] if source.kind == "dns" else [])
 
 
 # ---------------------------------------------------------------------- bounded memory

@@ -140,9 +140,16 @@ def test_csr_gather_picks_segments_in_order(device):
     assert rows.tolist() == [2, 3, 4, 0, 1] and new.tolist() == [0, 3, 5, 5]
 
 
-@pytest.mark.parametrize("bad", [[1, 2], [0, 3, 2], [0, 1]])
-def test_check_offsets_rejects_bad_pointers(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([1, 2], r"start at 0 and end at 2, got 1\.\.2"),
+        ([0, 3, 2], "must be non-decreasing"),
+        ([0, 1], r"start at 0 and end at 2, got 0\.\.1"),
+    ],
+)
+def test_check_offsets_rejects_bad_pointers(bad, message):
+    with pytest.raises(ValueError, match=message):
         ops.check_offsets(torch.tensor(bad), 2)
 
 

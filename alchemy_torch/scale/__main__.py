@@ -13,8 +13,11 @@ import resource
 import time
 
 from alchemy_torch import Resampler, features
+from alchemy_torch.io.schema import KINDS
+from alchemy_torch.methods import PAPER_ITERATIONS
+from alchemy_torch.ops.segment import CHUNK_RECORDS
 from alchemy_torch.scale.dataset import PartitionedRecords
-from alchemy_torch.scale.synthetic import write_synthetic
+from alchemy_torch.scale.synthetic import PARTITION_RECORDS, WRITE_CHUNK_RECORDS, write_synthetic
 from alchemy_torch.scale.vectors import fit_extractor, write_vectors
 
 
@@ -78,19 +81,23 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m alchemy_torch.scale", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser("write-synthetic", help="a synthetic corpus as a partitioned dataset")
-    w.add_argument("kind", choices=["flows", "http", "dns"])
+    w.add_argument("kind", choices=KINDS)
     w.add_argument("--records", type=int, required=True, help="e.g. 100_000_000")
     w.add_argument("--out", required=True, help="a new folder")
-    w.add_argument("--partitions", type=int, help="default: one per ~2M records")
-    w.add_argument("--chunk-records", type=int, default=1_000_000, help="records in memory")
+    w.add_argument(
+        "--partitions", type=int, help=f"default: one per ~{PARTITION_RECORDS:_} records"
+    )
+    w.add_argument(
+        "--chunk-records", type=int, default=WRITE_CHUNK_RECORDS, help="records in memory"
+    )
     w.add_argument("--seed", type=int, default=0)
     w.set_defaults(run=_write_synthetic)
     v = sub.add_parser("vectors", help="original and pseudo vectors of every partition")
     v.add_argument("dataset", help="a folder written by write-synthetic or write_partitioned")
     v.add_argument("--out", required=True)
-    v.add_argument("--iterations", type=int, default=20)
+    v.add_argument("--iterations", type=int, default=PAPER_ITERATIONS)
     v.add_argument("--option", type=int, default=4, choices=Resampler.OPTIONS)
-    v.add_argument("--chunk-records", type=int, default=1 << 22, help="draw memory budget")
+    v.add_argument("--chunk-records", type=int, default=CHUNK_RECORDS, help="draw memory budget")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--workers", type=int, help="run on a local Dask cluster of N processes")
     v.add_argument("--scheduler", help="run on the Dask cluster at this address")

@@ -11,11 +11,21 @@ from alchemy_torch.datasets.synthetic import ipv4, synthetic
 from alchemy_torch.resample import STREAM_BUCKETS, derive_seed
 from alchemy_torch.scale.dataset import write_partitioned
 
-__all__ = ["RECORDS_PER_TARGET", "synthetic_chunks", "write_synthetic"]
+__all__ = [
+    "PARTITION_RECORDS",
+    "RECORDS_PER_TARGET",
+    "WRITE_CHUNK_RECORDS",
+    "synthetic_chunks",
+    "write_synthetic",
+]
 
 #: records per target of the slides' sets (METHOD.md §2.2): flows 15M / 3,000 servers, HTTP
 #: 1.7M / 2,364 servers, DNS 3.3M / 5,163 domains
 RECORDS_PER_TARGET = {"flows": 5000, "http": 725, "dns": 648}
+#: records generated (and held in memory) at a time
+WRITE_CHUNK_RECORDS = 1_000_000
+#: records per partition when the writer is given no partition count
+PARTITION_RECORDS = 2_000_000
 #: first address of the servers of the renamed chunks (above the clients' 10.0.1.0/..)
 _FIRST_SERVER = 0x0B000000
 
@@ -23,7 +33,7 @@ _FIRST_SERVER = 0x0B000000
 def synthetic_chunks(
     kind: str,
     records: int,
-    chunk_records: int = 1_000_000,
+    chunk_records: int = WRITE_CHUNK_RECORDS,
     records_per_target: int | None = None,
     seed: int = 0,
     **options,
@@ -66,13 +76,14 @@ def write_synthetic(
     records: int,
     out,
     partitions: int | None = None,
-    chunk_records: int = 1_000_000,
+    chunk_records: int = WRITE_CHUNK_RECORDS,
     seed: int = 0,
     **options,
 ) -> int:
     """Write :func:`synthetic_chunks` as a dataset partitioned by target (default: one
-    partition per ~2M records, at most one per resampling bucket); returns the records written."""
+    partition per ~:data:`PARTITION_RECORDS`, at most one per resampling bucket); returns the
+    records written."""
     if partitions is None:
-        partitions = min(STREAM_BUCKETS, max(1, round(records / 2_000_000)))
+        partitions = min(STREAM_BUCKETS, max(1, round(records / PARTITION_RECORDS)))
     chunks = synthetic_chunks(kind, records, chunk_records, seed=seed, **options)
     return write_partitioned(kind, chunks, out, partitions)
