@@ -649,7 +649,7 @@ def _dense_codes(codes: Tensor) -> tuple[Tensor, Tensor]:
     """
     if (
         codes.numel()
-        and codes.device.type == "cpu"
+        and seg.on_host(codes)
         and 0 <= int(codes.min())
         and int(codes.max()) <= 4 * codes.numel()
     ):
@@ -671,7 +671,7 @@ def _levels(values: Tensor, integers: Tensor | None = None) -> tuple[Tensor, Ten
         index, distinct = _dense_codes(integers)
         if distinct.numel() < 2**31:
             return distinct.to(torch.float64), index.int()
-    if values.device.type != "cpu" or values.numel() >= 2**31:
+    if not seg.on_host(values) or values.numel() >= 2**31:
         levels, index = torch.unique(values, return_inverse=True)
         return levels, (index.int() if levels.numel() < 2**31 else index)
     ordered = np.sort(values.numpy())

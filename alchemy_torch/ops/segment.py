@@ -20,10 +20,16 @@ on CPU they call numpy, whose SIMD sort and ``flatnonzero`` are several times fa
 torch's on the same data (a 4M int64 sort: 49 ms against 264 ms; ``nonzero``: 4 ms against
 24 ms) and whose concatenation of 1-d pieces is much faster than torch 2.13's ``cat`` here
 (14 pieces, 4.2M bytes: 0.6 ms against 100 ms); on CUDA they call torch. Results are
-identical on both.
+identical on both. :func:`device_branches` (or the environment variable
+``ALCHEMY_TORCH_DEVICE_BRANCHES=1``) makes CPU tensors take the CUDA branches, so that the
+tests run them without a GPU.
 """
 
 from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,6 +37,9 @@ from torch import Tensor
 
 __all__ = [
     "CHUNK_RECORDS",
+    "DEVICE_BRANCHES_ENV",
+    "device_branches",
+    "on_host",
     "chunk_bounds",
     "nonzero",
     "argsort",
@@ -79,24 +88,45 @@ __all__ = [
 #: while the per-chunk overhead stays negligible.
 CHUNK_RECORDS = 1 << 22
 
+#: Environment variable: set to ``1`` to start with :func:`device_branches` on
+DEVICE_BRANCHES_ENV = "ALCHEMY_TORCH_DEVICE_BRANCHES"
+_device_branches = os.environ.get(DEVICE_BRANCHES_ENV, "0") not in ("", "0")
+
+
+@contextmanager
+def device_branches(enabled: bool = True) -> Iterator[None]:
+    """Within the block, CPU tensors take the branches written for CUDA (torch where the CPU
+    calls numpy): their logic then runs, and is tested, without a GPU. Process-wide."""
+    global _device_branches
+    before, _device_branches = _device_branches, enabled
+    try:
+        yield
+    finally:
+        _device_branches = before
+
+
+def on_host(x: Tensor) -> bool:
+    """Whether ``x`` takes the CPU (numpy) branches: on the CPU, outside :func:`device_branches`."""
+    return x.device.type == "cpu" and not _device_branches
+
 
 def nonzero(mask: Tensor) -> Tensor:
     """(K,) int64 positions of the True values of a 1-d bool ``mask``, ascending."""
-    if mask.device.type == "cpu":
+    if on_host(mask):
         return torch.from_numpy(np.flatnonzero(mask.numpy()))
     return torch.nonzero(mask).squeeze(1)
 
 
 def argsort(x: Tensor) -> Tensor:
     """(N,) int64 permutation sorting a 1-d ``x`` ascending (ties in any order)."""
-    if x.device.type == "cpu":
+    if on_host(x):
         return torch.from_numpy(np.argsort(x.numpy()))
     return torch.sort(x).indices
 
 
 def concat(parts: list[Tensor]) -> Tensor:
     """1-d tensors of one dtype and device, end to end (at least one)."""
-    if parts[0].device.type == "cpu":
+    if on_host(parts[0]):
         return torch.from_numpy(np.concatenate([p.numpy() for p in parts]))
     return torch.cat(parts)
 
@@ -104,7 +134,7 @@ def concat(parts: list[Tensor]) -> Tensor:
 def repeat(values: Tensor, repeats: Tensor, total: int | None = None) -> Tensor:
     """(sum(repeats),) ``values[i]`` repeated ``repeats[i]`` times, in order (1-d, one device);
     ``total``: sum(repeats) when known (saves a device sync on CUDA)."""
-    if values.device.type == "cpu":
+    if on_host(values):
         return torch.from_numpy(np.repeat(values.numpy(), repeats.numpy()))
     return torch.repeat_interleave(values, repeats, output_size=total)
 
@@ -112,7 +142,7 @@ def repeat(values: Tensor, repeats: Tensor, total: int | None = None) -> Tensor:
 def sort_values(key: Tensor, bound: int) -> Tensor:
     """Ascending values of 1-d integer ``key`` in [0, bound); int32 when ``bound <= 2**31``."""
     dtype = torch.int32 if bound <= 2**31 else torch.int64
-    if key.device.type != "cpu":
+    if not on_host(key):
         return torch.sort(key.to(dtype)).values
     return torch.from_numpy(
         np.sort(key.numpy().astype(np.int32 if dtype == torch.int32 else np.int64, copy=False))
