@@ -12,9 +12,9 @@ import torch
 
 from alchemy_torch.bags import Bags
 from alchemy_torch.features import describe, make
-from alchemy_torch.features.http import HttpFeatures, _pair_histogram, _runs, request_table
+from alchemy_torch.features.http import HttpFeatures, _pair_histogram, request_table
 from alchemy_torch.ops import segment
-from alchemy_torch.ops.segment import dense_ranks, segment_ids
+from alchemy_torch.ops.segment import dense_ranks, segment_value_runs
 from alchemy_torch.resample import Draws, Resampler
 
 RTOL = 1e-6
@@ -291,7 +291,7 @@ def test_pair_histogram_exact_on_edges_and_ties(cells_per_row, monkeypatch):
 
     def runs_of(values: torch.Tensor, offsets: torch.Tensor) -> tuple:
         rank, uniques = dense_ranks(values)
-        level, counts, run_offsets, _ = _runs(rank, uniques.numel(), offsets, segment_ids(offsets))
+        level, counts, run_offsets, _ = segment_value_runs(rank, uniques.numel(), offsets)
         return level, uniques, counts, run_offsets
 
     rng = np.random.default_rng(1)

@@ -302,7 +302,8 @@ def _bartos(ranked: Iterable[tuple[Tensor, Tensor]], segments: Segments, bins: i
     """(P, F * 2 * bins): per feature, given as (N,) per-record dense ranks into its (U,)
     ascending distinct values (cached once per Bags), value then pair-difference histogram.
 
-    Both work on the distinct values of each draw with their multiplicities (:func:`_runs`),
+    Both work on the distinct values of each draw with their multiplicities
+    (:func:`~alchemy_torch.ops.segment.segment_value_runs`),
     never on sorted records: a value's bin is the same for all its copies.
     """
     offsets = segments.offsets
@@ -310,7 +311,7 @@ def _bartos(ranked: Iterable[tuple[Tensor, Tensor]], segments: Segments, bins: i
     requests = offsets.diff().clamp(min=1).to(torch.float64).unsqueeze(1)
     out = []
     for ranks, uniques in ranked:
-        level, counts, run_offsets, run_seg = _runs(
+        level, counts, run_offsets, run_seg = seg.segment_value_runs(
             ranks[segments.rows], uniques.numel(), offsets, segments.ids
         )
         values = uniques[level]
@@ -327,35 +328,14 @@ def _bartos(ranked: Iterable[tuple[Tensor, Tensor]], segments: Segments, bins: i
     return torch.cat(out, dim=1)
 
 
-def _runs(rank: Tensor, n_ranks: int, offsets: Tensor, ids: Tensor) -> tuple[Tensor, ...]:
-    """The distinct values of every draw, ascending, and how often each occurs.
-
-    ``rank`` (R,) dense ranks in [0, n_ranks) of the values in segments (``offsets``, and
-    ``ids`` the (R,) segment of each). Returns the (M,)
-    int64 ranks of the values (ascending within each draw), their (M,) int64 counts, the (P+1,)
-    CSR offsets of the runs per draw and the (M,) draw of each run: from a (draw, rank)
-    histogram when it is small enough (:func:`~alchemy_torch.ops.segment.histogram_fits`),
-    else from one integer sort.
-    """
-    n_seg = offsets.numel() - 1
-    if seg.histogram_fits(n_seg, n_ranks, rank.numel()):
-        histogram = torch.bincount(ids * n_ranks + rank, minlength=n_seg * n_ranks)
-        cells = seg.nonzero(histogram > 0)
-        run_seg, level, counts = cells // max(n_ranks, 1), cells % max(n_ranks, 1), histogram[cells]
-    else:
-        ordered = seg.segment_sort_codes(rank, n_ranks, ids, n_seg).long()
-        runs = seg.run_offsets(ids, ordered)
-        run_seg, level, counts = ids[runs[:-1]], ordered[runs[:-1]], runs.diff()
-    return level, counts, seg.offsets_from_ids(run_seg, n_seg), run_seg
-
-
 def _pair_histogram(
     level: Tensor, uniques: Tensor, counts: Tensor, run_offsets: Tensor, edges: Tensor
 ) -> Tensor:
     """(P, bins) normalised histogram of scaled pair differences of every draw, exact.
 
     A draw is given by its distinct values ``uniques[level]``, ``level`` (M,) ascending within
-    the draw, their ``counts`` (M,) and the (P+1,) CSR ``run_offsets`` (:func:`_runs`). The
+    the draw, their ``counts`` (M,) and the (P+1,) CSR ``run_offsets`` (see
+    :func:`~alchemy_torch.ops.segment.segment_value_runs`). The
     record pairs i < j (sorted order) with u = ((s_j - s_i) - dmin) / (dmax - dmin) below edge
     e: equal values always (u <= 0), and for a value v_k the values up to the first run l > k
     failing the test; that l is found by a segmented searchsorted of the

@@ -66,6 +66,7 @@ __all__ = [
     "segment_quantile",
     "segment_quantile_ranked",
     "segment_ranks_at",
+    "segment_value_runs",
     "histogram_fits",
     "HISTOGRAM_CELLS_PER_VALUE",
     "segment_median",
@@ -383,6 +384,31 @@ def segment_ranks_at(
     cumulative = torch.bincount(pairs, minlength=n_seg * n_ranks).view(n_seg, n_ranks).cumsum(1)
     rank = torch.searchsorted(cumulative, positions.clamp(min=0), right=True)
     return rank.clamp(max=n_ranks - 1)
+
+
+def segment_value_runs(
+    ranks: Tensor, n_ranks: int, offsets: Tensor, ids: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The distinct values of every segment, ascending, and how often each occurs.
+
+    ``ranks`` (N,) are ints in [0, n_ranks) (:func:`dense_ranks`, cached once). Returns the
+    (M,) int64 ranks of the runs (ascending within each segment), their (M,) int64 counts, the
+    (S+1,) CSR offsets of the runs per segment and the (M,) segment of each run: from a
+    (segment, rank) histogram when it is small enough (:func:`histogram_fits`), else from one
+    integer sort. Every order statistic, distinct count or frequency of a segment reads them.
+    """
+    n_seg = offsets.numel() - 1
+    ids = segment_ids(offsets, ranks.shape[0]) if ids is None else ids
+    if histogram_fits(n_seg, n_ranks, ranks.numel()):
+        histogram = torch.bincount(ids * n_ranks + ranks, minlength=n_seg * n_ranks)
+        cells = nonzero(histogram > 0)
+        width = max(n_ranks, 1)
+        run_seg, level, counts = cells // width, cells % width, histogram[cells]
+    else:
+        ordered = segment_sort_codes(ranks, n_ranks, ids, n_seg).long()
+        runs = run_offsets(ids, ordered)
+        run_seg, level, counts = ids[runs[:-1]], ordered[runs[:-1]], runs.diff()
+    return level, counts, offsets_from_ids(run_seg, n_seg), run_seg
 
 
 def segment_quantile_ranked(
