@@ -259,42 +259,26 @@ class FlowFeatures(FeatureExtractor):
         histogram where a column has few levels, else one integer sort); every statistic then
         reads those runs, not the records.
         """
-        n = offsets.diff()
-        nonempty, n_f = n > 0, n.clamp(min=1).to(torch.float64)
-        lo_pos, hi_pos, frac = seg.quantile_positions(n, 0.5)
-        zero = torch.zeros((), dtype=torch.float64, device=n.device)
+        n_f = offsets.diff().clamp(min=1).to(torch.float64)
         stats = []
         for c, levels in enumerate(per_record["levels"]):
             ranks = _field(words, per_record["layout"], f"rank{c}")
             level, count, run_offsets, run = seg.segment_value_runs(
                 ranks, levels.numel(), offsets, ids
             )
-            v, weight = levels.index_select(0, level), count.to(torch.float64)
+            v = levels.index_select(0, level)
+            if c < 2:  # packets, bytes per packet: stats5
+                mean, std, low, high, median = seg.segment_runs_stats5(
+                    v, count, run_offsets, run, offsets
+                ).unbind(1)
+                stats.append(torch.stack([mean, self._spread(std, mean), low, high, median], 1))
+                continue
+            # bytes: distinct sizes, their entropy and mode share, kurtosis
+            weight = count.to(torch.float64)
+            p = weight / n_f.index_select(0, run)
             mean = seg.segment_sum(v * weight, run_offsets) / n_f
             square = (v - mean.index_select(0, run)) ** 2
             m2 = seg.segment_sum(square * weight, run_offsets) / n_f
-            if c < 2:  # min, max, median: the runs holding the two middle values
-                first = seg.offsets_from_lengths(count)
-                at = torch.searchsorted(
-                    first[1:], offsets[:-1, None] + torch.stack([lo_pos, hi_pos], 1), right=True
-                )
-                lo, hi = v[at.clamp(max=v.numel() - 1)].unbind(1)  # R > 0: compute() checks
-                median = lo + (hi - lo) * frac
-                stats.append(
-                    torch.stack(
-                        [
-                            mean,
-                            self._spread(m2.sqrt(), mean),
-                            seg.segment_first(v, run_offsets),
-                            seg.segment_last(v, run_offsets),
-                            torch.where(nonempty, median, zero),
-                        ],
-                        1,
-                    )
-                )
-                continue
-            # bytes (c == 2): distinct sizes, their entropy and mode share, kurtosis
-            p = weight / n_f.index_select(0, run)
             # squares of squares: exact in every position, where pow(x, 4) is not
             m4 = seg.segment_sum(square * square * weight, run_offsets) / n_f
             kurtosis = torch.where(

@@ -17,9 +17,11 @@ then ``bytes_out``, ``bytes_in``, ``query_params`` (non-empty '&'-separated item
 ``path_slashes``, ``query_slashes`` and ``referrer_slashes`` (number of '/'). These never change
 under resampling: they are computed once per distinct string of the Bags (numpy over a padded
 code-point matrix, in blocks of about ``chunk_records`` characters) and kept per record as a
-(36, N) float64 table (rows in :data:`REQUEST_FEATURES` order) in ``bags.cache``. Draws
-gather and aggregate one feature at a time: 1-d segmented sorts are much faster than one sort
-along dim 0 of an (R, 36) matrix, and memory stays at a few (R,) vectors.
+(36, N) float64 table (rows in :data:`REQUEST_FEATURES` order) in ``bags.cache``, with every
+feature's dense ranks into its distinct values. Draws aggregate one feature at a time from
+each draw's distinct values and their counts
+(:func:`~alchemy_torch.ops.segment.segment_value_runs`: a histogram, or one integer sort for
+the few features of many values): no float sort, memory a few (R,) vectors.
 
 Aggregations over the requests of a draw (x = one per-request feature):
 
@@ -54,7 +56,6 @@ from alchemy_torch.features.base import (
     Segments,
     require_choice,
     require_integer,
-    stats5,
     stats5_features,
 )
 from alchemy_torch.ops import segment as seg
@@ -176,23 +177,16 @@ class HttpFeatures(FeatureExtractor):
         )
         if self.aggregation == "bartos":
             return _bartos((ranks[f] for f in used), segments, self.bins)
-        count = segments.lengths.to(torch.float64).unsqueeze(1)
-        stats = [
-            stats5(table[f][segments.rows], segments.offsets, median=_median(segments, *ranks[f]))
-            for f in used
-        ]
-        return torch.cat([*stats, count], dim=1)
-
-
-def _median(segments: Segments, ranks: Tensor, uniques: Tensor) -> Tensor:
-    """(P,) median of every draw of a feature given by its per-record dense ``ranks`` (N,)
-    into ``uniques`` (U,): from a (draw, rank) histogram when it is small enough
-    (:func:`~alchemy_torch.ops.segment.histogram_fits`), else from one integer sort."""
-    rank = ranks[segments.rows]
-    if seg.histogram_fits(len(segments), uniques.numel(), rank.numel()):
-        return seg.segment_quantile_ranked(rank, uniques, segments.offsets, 0.5, segments.ids)
-    order = seg.segment_order(rank, uniques.numel(), segments.offsets, segments.ids)
-    return seg.segment_median(uniques[rank], segments.offsets, sorted_x=uniques[rank[order]])
+        stats = []
+        for f in used:
+            rank, uniques = ranks[f]
+            level, counts, run_offsets, run = seg.segment_value_runs(
+                rank[segments.rows], uniques.numel(), segments.offsets, segments.ids
+            )
+            stats.append(
+                seg.segment_runs_stats5(uniques[level], counts, run_offsets, run, segments.offsets)
+            )
+        return torch.cat([*stats, segments.lengths.to(torch.float64).unsqueeze(1)], dim=1)
 
 
 # ---------------------------------------------------------------------- per-request table

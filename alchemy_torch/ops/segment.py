@@ -65,7 +65,7 @@ __all__ = [
     "quantile_positions",
     "segment_quantile",
     "segment_quantile_ranked",
-    "segment_ranks_at",
+    "segment_runs_stats5",
     "segment_value_runs",
     "histogram_fits",
     "HISTOGRAM_CELLS_PER_VALUE",
@@ -355,35 +355,15 @@ def segment_quantile(
     return torch.where(_expand(lengths > 0, out), out, torch.zeros_like(out))
 
 
-#: :func:`segment_ranks_at` beats a sort while its histogram has at most this many cells per value
+#: :func:`segment_value_runs` counts rather than sorts while its histogram has at most this many
+#: cells per value
 HISTOGRAM_CELLS_PER_VALUE = 2
 
 
 def histogram_fits(n_seg: int, n_ranks: int, n_values: int) -> bool:
-    """Whether :func:`segment_ranks_at` should replace a sort of ``n_values`` values of
-    ``n_ranks`` levels in ``n_seg`` segments (its histogram is small enough)."""
+    """Whether a (segment, rank) histogram should replace a sort of ``n_values`` values of
+    ``n_ranks`` levels in ``n_seg`` segments (it is small enough)."""
     return n_seg * n_ranks <= HISTOGRAM_CELLS_PER_VALUE * n_values
-
-
-def segment_ranks_at(
-    ranks: Tensor, n_ranks: int, offsets: Tensor, positions: Tensor, ids: Tensor | None = None
-) -> Tensor:
-    """(S, k) the rank at each of ``positions`` (S, k) of every segment sorted by ``ranks``.
-
-    ``ranks`` (N,) are ints in [0, n_ranks) (:func:`dense_ranks`). No sort: a histogram of
-    every (segment, rank) pair, summed along the ranks, says which rank sits at a position (the
-    first whose cumulative count exceeds it). O(N + S * n_ranks) work and memory, the fast path
-    when S * n_ranks is not much more than N (values of few distinct levels). Positions of
-    empty segments and negative ones give rank 0; the caller masks them.
-    """
-    n_seg = offsets.numel() - 1
-    if ranks.numel() == 0 or n_ranks == 0:
-        return torch.zeros_like(positions)
-    ids = segment_ids(offsets, ranks.shape[0]) if ids is None else ids
-    pairs = ids.long() * n_ranks + ranks
-    cumulative = torch.bincount(pairs, minlength=n_seg * n_ranks).view(n_seg, n_ranks).cumsum(1)
-    rank = torch.searchsorted(cumulative, positions.clamp(min=0), right=True)
-    return rank.clamp(max=n_ranks - 1)
 
 
 def segment_value_runs(
@@ -411,25 +391,49 @@ def segment_value_runs(
     return level, counts, offsets_from_ids(run_seg, n_seg), run_seg
 
 
+def _runs_quantile(values: Tensor, counts: Tensor, offsets: Tensor, q: float) -> Tensor:
+    """(S,) :func:`segment_quantile` of segments (``offsets`` over the records) given by their
+    runs (:func:`segment_value_runs`): the two middle positions fall in runs found by one
+    searchsorted over the cumulative counts."""
+    lengths = offsets.diff()
+    if values.numel() == 0:
+        return values.new_zeros(lengths.numel())
+    lo_pos, hi_pos, frac = quantile_positions(lengths, q)
+    ends = counts.cumsum(0)  # (M,) records up to the end of every run
+    at = torch.searchsorted(ends, offsets[:-1, None] + torch.stack([lo_pos, hi_pos], 1), right=True)
+    lo, hi = values[at.clamp(max=values.numel() - 1)].unbind(1)
+    out = lo + (hi - lo) * frac.to(values.dtype)
+    return torch.where(lengths > 0, out, torch.zeros_like(out))
+
+
+def segment_runs_stats5(
+    values: Tensor, counts: Tensor, run_offsets: Tensor, run: Tensor, offsets: Tensor
+) -> Tensor:
+    """(S, 5) float64 mean, population std, min, max, median of segments given by their runs:
+    ``values`` (M,) ascending within each segment, ``counts`` (M,), ``run_offsets`` (S+1,) and
+    ``run`` (M,) as :func:`segment_value_runs` returns them, ``offsets`` (S+1,) over the
+    records. One pass over the runs per statistic, none over the records; empty give 0."""
+    values = _as_float(values)
+    weight, n = counts.to(values.dtype), offsets.diff().clamp(min=1).to(values.dtype)
+    mean = segment_sum(values * weight, run_offsets) / n
+    var = segment_sum((values - mean.index_select(0, run)) ** 2 * weight, run_offsets) / n
+    low, high = segment_first(values, run_offsets), segment_last(values, run_offsets)
+    median = _runs_quantile(values, counts, offsets, 0.5)
+    return torch.stack([mean, var.sqrt(), low, high, median], 1)
+
+
 def segment_quantile_ranked(
     ranks: Tensor, uniques: Tensor, offsets: Tensor, q: float, ids: Tensor | None = None
 ) -> Tensor:
-    """:func:`segment_quantile` of ``uniques[ranks]`` without sorting: (S,) float.
+    """:func:`segment_quantile` of ``uniques[ranks]`` without a float sort: (S,) float.
 
     ``ranks`` (N,) int64 index the ascending distinct values ``uniques`` (U,)
-    (:func:`dense_ranks`); the two middle ranks come from :func:`segment_ranks_at`.
+    (:func:`dense_ranks`); the runs of every segment come from :func:`segment_value_runs`.
     """
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must lie in [0, 1], got {q}")
-    lengths = offsets.diff()
-    values = _as_float(uniques)
-    lo_pos, hi_pos, frac = quantile_positions(lengths, q)
-    at = segment_ranks_at(ranks, uniques.numel(), offsets, torch.stack([lo_pos, hi_pos], 1), ids)
-    if uniques.numel() == 0:
-        return values.new_zeros(lengths.numel())
-    lo, hi = values[at].unbind(1)
-    out = lo + (hi - lo) * frac.to(values.dtype)
-    return torch.where(lengths > 0, out, torch.zeros_like(out))
+    level, counts, _, _ = segment_value_runs(ranks, uniques.numel(), offsets, ids)
+    return _runs_quantile(_as_float(uniques)[level], counts, offsets, q)
 
 
 def segment_median(x: Tensor, offsets: Tensor, sorted_x: Tensor | None = None) -> Tensor:
