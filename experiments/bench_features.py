@@ -6,6 +6,7 @@ option. Prints seconds for the originals and for the draws, vectors/s and peak m
 and on CUDA when present.
 
     python experiments/bench_features.py [--kinds flows http dns] [--scale 1.0] [--iterations 20]
+        [--aggregation stats|bartos]   (HTTP's aggregation)
 """
 
 from __future__ import annotations
@@ -92,9 +93,12 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def bench(kind: str, bags: Bags, device: torch.device, iterations: int, option: int) -> None:
+def bench(
+    kind: str, bags: Bags, device: torch.device, iterations: int, option: int, aggregation: str
+) -> None:
     bags = bags.to(device)
-    extractor = features.make(kind).fit(bags)
+    options = {"aggregation": aggregation} if kind == "http" else {}
+    extractor = features.make(kind, **options).fit(bags)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -133,6 +137,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the slides' sizes")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--option", type=int, default=4)
+    parser.add_argument("--aggregation", default="stats", choices=["stats", "bartos"])
     parser.add_argument(
         "--device", default="all", help="cpu, cuda or all (cpu + cuda when present)"
     )
@@ -146,7 +151,7 @@ def main() -> None:
         bags = make_bags(kind, args.scale)
         print(f"[{kind}] built {bags} in {time.perf_counter() - start:.1f} s", flush=True)
         for device in devices:
-            bench(kind, bags, device, args.iterations, args.option)
+            bench(kind, bags, device, args.iterations, args.option, args.aggregation)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+from alchemy_torch import ops
+
+#: "cpu-branches": the CPU inside ops.device_branches(), taking the branches written for CUDA
+DEVICES = ["cpu", "cpu-branches"] + (["cuda"] if torch.cuda.is_available() else [])
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -24,7 +27,11 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
-    return torch.device(request.param)
+    if request.param != "cpu-branches":
+        yield torch.device(request.param)
+        return
+    with ops.device_branches():
+        yield torch.device("cpu")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from alchemy_torch.bags import Bags
 from alchemy_torch.features import describe, make
 from alchemy_torch.features.http import HttpFeatures, _pair_histogram, request_table
 from alchemy_torch.ops import segment
-from alchemy_torch.ops.segment import segment_ids, segment_sort
+from alchemy_torch.ops.segment import dense_ranks, segment_value_runs
 from alchemy_torch.resample import Draws, Resampler
 
 RTOL = 1e-6
@@ -215,17 +215,21 @@ def test_draws_match_reference(cpu_bags, aggregation, bins, use_referrer):
     assert_close(out, expected)
 
 
+@pytest.mark.parametrize("aggregation", ["stats", "bartos"])
 @pytest.mark.parametrize("cells_per_row", [0, 10**9])
-def test_histogram_and_sorted_medians_agree_with_the_reference(cpu_bags, cells_per_row):
-    """Both median paths: one integer sort per feature (0 cells allowed) or the (draw, rank)
-    histogram (any number allowed) give the reference's features."""
+def test_histogram_and_sorted_medians_agree_with_the_reference(
+    cpu_bags, cells_per_row, aggregation
+):
+    """Both paths to a draw's ordered values (medians; the distinct values of the Bartos
+    histograms): one integer sort per feature (0 cells allowed) or the (draw, rank) histogram
+    (any number allowed) give the reference's features."""
     draws = Resampler(4, iterations=3, rate_range=(0.2, 0.9), min_size=1).draw(cpu_bags, seed=2)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_row)
-        out = make("http")(cpu_bags, draws)
+        out = make("http", aggregation=aggregation)(cpu_bags, draws)
     offsets, rows = draws.offsets.numpy(), draws.rows.numpy()
     expected = [
-        ref_vector(records_of(cpu_bags, rows[offsets[d] : offsets[d + 1]]), "stats", 8, 36)
+        ref_vector(records_of(cpu_bags, rows[offsets[d] : offsets[d + 1]]), aggregation, 8, 36)
         for d in range(len(draws))
     ]
     assert_close(out, np.stack(expected))
@@ -279,8 +283,17 @@ def test_no_requests_at_all(cpu_bags):
 
 
 # ---------------------------------------------------------------------- exact pair histogram
-def test_pair_histogram_exact_on_edges_and_ties():
-    """Ratios k/L (non-dyadic) and integers hit the bin edges exactly; compare to brute force."""
+@pytest.mark.parametrize("cells_per_row", [0, 10**9], ids=["sorted", "histogram"])
+def test_pair_histogram_exact_on_edges_and_ties(cells_per_row, monkeypatch):
+    """Ratios k/L (non-dyadic) and integers hit the bin edges exactly; compare to brute force.
+    The distinct values of every group come from one integer sort or from a histogram."""
+    monkeypatch.setattr(segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_row)
+
+    def runs_of(values: torch.Tensor, offsets: torch.Tensor) -> tuple:
+        rank, uniques = dense_ranks(values)
+        level, counts, run_offsets, _ = segment_value_runs(rank, uniques.numel(), offsets)
+        return level, uniques, counts, run_offsets
+
     rng = np.random.default_rng(1)
     groups = [
         rng.integers(0, 9, rng.integers(0, 12)) / rng.choice([1, 3, 7, 9], 1) for _ in range(60)
@@ -295,7 +308,7 @@ def test_pair_histogram_exact_on_edges_and_ties():
     values = torch.from_numpy(np.concatenate(groups)).to(torch.float64)
     for bins in (8, 10):
         edges = torch.arange(1, bins, dtype=torch.float64) / bins
-        hist = _pair_histogram(segment_sort(values, offsets), offsets, segment_ids(offsets), edges)
+        hist = _pair_histogram(*runs_of(values, offsets), edges)
         expected = [
             ref_histogram([abs(a - b) for i, a in enumerate(g) for b in g[i + 1 :]], bins)
             for g in groups

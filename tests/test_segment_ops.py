@@ -232,6 +232,36 @@ def test_ranked_quantile_equals_the_sorted_one(device, q, levels):
     assert torch.equal(empty, torch.zeros(2, dtype=torch.float64, device=device))
 
 
+@pytest.mark.parametrize("cells_per_value", [0, 10**9], ids=["sorted", "histogram"])
+@pytest.mark.parametrize("levels", [1, 3, 50])
+def test_value_runs_are_each_segments_distinct_values_counts_and_stats5(
+    device, levels, cells_per_value, monkeypatch
+):
+    monkeypatch.setattr(ops.segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
+    rng = np.random.default_rng(levels)
+    lengths = torch.tensor(rng.integers(0, 12, 40), device=device)  # some segments empty
+    offsets = ops.offsets_from_lengths(lengths)
+    ranks = torch.tensor(rng.integers(0, levels, int(offsets[-1])), device=device)
+    level, counts, run_offsets, run_seg = ops.segment_value_runs(ranks, levels, offsets)
+    ends = offsets.tolist()
+    want = [np.unique(ranks[a:b].cpu().numpy(), return_counts=True) for a, b in zip(ends, ends[1:])]
+    assert run_offsets.diff().tolist() == [len(values) for values, _ in want]
+    assert level.tolist() == [v for values, _ in want for v in values.tolist()]
+    assert counts.tolist() == [c for _, n in want for c in n.tolist()]
+    assert torch.equal(run_seg, ops.segment_ids(run_offsets))
+    uniques = torch.arange(levels, dtype=torch.float64, device=device) * 1.5 - 2.0
+    stats = ops.segment_runs_stats5(uniques[level], counts, run_offsets, run_seg, offsets)
+    values = uniques[ranks]
+    want = [
+        ops.segment_mean(values, offsets),
+        ops.segment_std(values, offsets, correction=0),
+        ops.segment_min(values, offsets),
+        ops.segment_max(values, offsets),
+    ]
+    torch.testing.assert_close(stats[:, :4], torch.stack(want, 1), rtol=1e-12, atol=1e-12)
+    assert torch.equal(stats[:, 4], ops.segment_median(values, offsets)), "to the last bit"
+
+
 def test_offset_and_range_helpers(device):
     lengths = torch.tensor([2, 0, 3], device=device)
     offsets = ops.offsets_from_lengths(lengths)

@@ -254,67 +254,50 @@ class FlowFeatures(FeatureExtractor):
         fields, ``ids`` (R,) the segment of each.
 
         The per-record ranks of [pkts, bytes_per_pkt, bytes] into the sorted distinct ``levels``
-        of each column make one integer sort per column order every segment; min, median and
-        max only read the sorted ranks at a few positions per segment, which a (segment, rank)
-        histogram gives without sorting when a column has few levels.
+        of each column (cached once per Bags) give every segment's distinct values and their
+        counts (:func:`~alchemy_torch.ops.segment.segment_value_runs`: a (segment, rank)
+        histogram where a column has few levels, else one integer sort); every statistic then
+        reads those runs, not the records.
         """
-        n = offsets.diff()
-        n_seg, n_rec = n.numel(), ids.numel()
-        levels = per_record["levels"]
-        ranks = [_field(words, per_record["layout"], f"rank{c}") for c in range(3)]
-        values = [lv.index_select(0, r) for lv, r in zip(levels, ranks)]
-        mean = [seg.segment_mean(v, offsets) for v in values]
-        squares = [(v - m.index_select(0, ids)) ** 2 for v, m in zip(values, mean)]
-        m2 = [seg.segment_mean(sq, offsets) for sq in squares]
-
-        # min, the two middle values (numpy's linear interpolation) and max of every segment
-        lo_pos, hi_pos, frac = seg.quantile_positions(n, 0.5)
-        positions = torch.stack([torch.zeros_like(n), lo_pos, hi_pos, n - 1], 1)  # (2P, 4)
-        nonempty = n > 0
-        zero = torch.zeros((), dtype=torch.float64, device=n.device)
+        n_f = offsets.diff().clamp(min=1).to(torch.float64)
         stats = []
-        for c in range(2):
-            if seg.histogram_fits(n_seg, levels[c].numel(), n_rec):  # few levels: no sort
-                rank_at = seg.segment_ranks_at(ranks[c], levels[c].numel(), offsets, positions, ids)
-            else:
-                ordered = seg.segment_sort_codes(ranks[c], levels[c].numel(), ids, n_seg)
-                rank_at = ordered[(offsets[:-1, None] + positions).clamp(0, n_rec - 1)]
-            low, lo, hi, high = levels[c][rank_at.long()].unbind(1)
-            median = lo + (hi - lo) * frac
-            stats.append(
-                torch.stack(
-                    [
-                        mean[c],
-                        self._spread(m2[c].sqrt(), mean[c]),
-                        torch.where(nonempty, low, zero),
-                        torch.where(nonempty, high, zero),
-                        torch.where(nonempty, median, zero),
-                    ],
-                    1,
-                )
+        for c, levels in enumerate(per_record["levels"]):
+            ranks = _field(words, per_record["layout"], f"rank{c}")
+            level, count, run_offsets, run = seg.segment_value_runs(
+                ranks, levels.numel(), offsets, ids
+            )
+            v = levels.index_select(0, level)
+            if c < 2:  # packets, bytes per packet: stats5
+                mean, std, low, high, median = seg.segment_runs_stats5(
+                    v, count, run_offsets, run, offsets
+                ).unbind(1)
+                stats.append(torch.stack([mean, self._spread(std, mean), low, high, median], 1))
+                continue
+            # bytes: distinct sizes, their entropy and mode share, kurtosis
+            weight = count.to(torch.float64)
+            p = weight / n_f.index_select(0, run)
+            mean = seg.segment_sum(v * weight, run_offsets) / n_f
+            square = (v - mean.index_select(0, run)) ** 2
+            m2 = seg.segment_sum(square * weight, run_offsets) / n_f
+            # squares of squares: exact in every position, where pow(x, 4) is not
+            m4 = seg.segment_sum(square * square * weight, run_offsets) / n_f
+            kurtosis = torch.where(
+                m2 > 0, m4 / m2.clamp(min=torch.finfo(m2.dtype).tiny) ** 2, torch.zeros_like(m2)
+            )
+            nunique = run_offsets.diff().to(torch.float64)
+            unique = torch.stack(
+                [
+                    nunique,
+                    nunique / n_f,
+                    seg.segment_sum(-p * p.log(), run_offsets),
+                    seg.segment_max(p, run_offsets),
+                    kurtosis,
+                ],
+                1,
             )
         stats = (
             torch.stack(stats, 1).reshape(2, n_draws, 2, 5).permute(1, 2, 0, 3).reshape(n_draws, 20)
         )
-
-        # distinct sizes: runs of equal (segment, bytes rank) after sorting every segment
-        ordered = seg.segment_sort_codes(ranks[2], levels[2].numel(), ids, n_seg)
-        runs = seg.run_offsets(ids, ordered)
-        run_seg = ids.index_select(0, runs[:-1])
-        n_f = n.clamp(min=1).to(torch.float64)
-        p = runs.diff() / n_f.index_select(0, run_seg)
-        nunique = torch.bincount(run_seg, minlength=n_seg).to(torch.float64)
-        entropy = torch.zeros_like(n_f).index_add_(0, run_seg, -p * p.log())
-        mode = torch.zeros_like(n_f).scatter_reduce_(
-            0, run_seg, p, reduce="amax", include_self=True
-        )
-        # squares of squares: exact in every position, where pow(x, 4) is not (SIMD vs scalar)
-        m4 = seg.segment_mean(squares[2] * squares[2], offsets)
-        var = m2[2]
-        kurtosis = torch.where(
-            var > 0, m4 / var.clamp(min=torch.finfo(var.dtype).tiny) ** 2, torch.zeros_like(var)
-        )
-        unique = torch.stack([nunique, nunique / n_f, entropy, mode, kurtosis], 1)
         return torch.cat(
             [stats, unique.reshape(2, n_draws, 5).permute(1, 0, 2).reshape(n_draws, 10)], 1
         )
@@ -649,7 +632,7 @@ def _dense_codes(codes: Tensor) -> tuple[Tensor, Tensor]:
     """
     if (
         codes.numel()
-        and codes.device.type == "cpu"
+        and seg.on_host(codes)
         and 0 <= int(codes.min())
         and int(codes.max()) <= 4 * codes.numel()
     ):
@@ -671,7 +654,7 @@ def _levels(values: Tensor, integers: Tensor | None = None) -> tuple[Tensor, Ten
         index, distinct = _dense_codes(integers)
         if distinct.numel() < 2**31:
             return distinct.to(torch.float64), index.int()
-    if values.device.type != "cpu" or values.numel() >= 2**31:
+    if not seg.on_host(values) or values.numel() >= 2**31:
         levels, index = torch.unique(values, return_inverse=True)
         return levels, (index.int() if levels.numel() < 2**31 else index)
     ordered = np.sort(values.numpy())

@@ -17,9 +17,11 @@ then ``bytes_out``, ``bytes_in``, ``query_params`` (non-empty '&'-separated item
 ``path_slashes``, ``query_slashes`` and ``referrer_slashes`` (number of '/'). These never change
 under resampling: they are computed once per distinct string of the Bags (numpy over a padded
 code-point matrix, in blocks of about ``chunk_records`` characters) and kept per record as a
-(36, N) float64 table (rows in :data:`REQUEST_FEATURES` order) in ``bags.cache``. Draws
-gather and aggregate one feature at a time: 1-d segmented sorts are much faster than one sort
-along dim 0 of an (R, 36) matrix, and memory stays at a few (R,) vectors.
+(36, N) float64 table (rows in :data:`REQUEST_FEATURES` order) in ``bags.cache``, with every
+feature's dense ranks into its distinct values. Draws aggregate one feature at a time from
+each draw's distinct values and their counts
+(:func:`~alchemy_torch.ops.segment.segment_value_runs`: a histogram, or one integer sort for
+the few features of many values): no float sort, memory a few (R,) vectors.
 
 Aggregations over the requests of a draw (x = one per-request feature):
 
@@ -54,7 +56,6 @@ from alchemy_torch.features.base import (
     Segments,
     require_choice,
     require_integer,
-    stats5,
     stats5_features,
 )
 from alchemy_torch.ops import segment as seg
@@ -178,30 +179,22 @@ class HttpFeatures(FeatureExtractor):
         bags = segments.bags
         table = bags.cached(CACHE_KEY, lambda: request_table(bags, self.chunk_records))
         used = [list(REQUEST_FEATURES).index(name) for name in self.request_features]
-        columns = (table[f][segments.rows] for f in used)
-        if self.aggregation == "stats":
-            # dense ranks per feature, once per Bags: the medians need no float sort
-            ranks = bags.cached(
-                RANKS_KEY, lambda: [seg.dense_ranks(table[f]) for f in range(len(table))]
+        # dense ranks per feature, once per Bags: medians and histograms need no float sort
+        ranks = bags.cached(
+            RANKS_KEY, lambda: [seg.dense_ranks(table[f]) for f in range(len(table))]
+        )
+        if self.aggregation == "bartos":
+            return _bartos((ranks[f] for f in used), segments, self.bins)
+        stats = []
+        for f in used:
+            rank, uniques = ranks[f]
+            level, counts, run_offsets, run = seg.segment_value_runs(
+                rank[segments.rows], uniques.numel(), segments.offsets, segments.ids
             )
-            count = segments.lengths.to(torch.float64).unsqueeze(1)
-            stats = [
-                stats5(x, segments.offsets, median=_median(segments, *ranks[f]))
-                for f, x in zip(used, columns)
-            ]
-            return torch.cat([*stats, count], dim=1)
-        return _bartos(columns, segments.offsets, self.bins)
-
-
-def _median(segments: Segments, ranks: Tensor, uniques: Tensor) -> Tensor:
-    """(P,) median of every draw of a feature given by its per-record dense ``ranks`` (N,)
-    into ``uniques`` (U,): from a (draw, rank) histogram when it is small enough
-    (:func:`~alchemy_torch.ops.segment.histogram_fits`), else from one integer sort."""
-    rank = ranks[segments.rows]
-    if seg.histogram_fits(len(segments), uniques.numel(), rank.numel()):
-        return seg.segment_quantile_ranked(rank, uniques, segments.offsets, 0.5, segments.ids)
-    order = seg.segment_order(rank, uniques.numel(), segments.offsets, segments.ids)
-    return seg.segment_median(uniques[rank], segments.offsets, sorted_x=uniques[rank[order]])
+            stats.append(
+                seg.segment_runs_stats5(uniques[level], counts, run_offsets, run, segments.offsets)
+            )
+        return torch.cat([*stats, segments.lengths.to(torch.float64).unsqueeze(1)], dim=1)
 
 
 # ---------------------------------------------------------------------- per-request table
@@ -307,74 +300,88 @@ def _longest_run(mask: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- Bartos histograms
-def _bartos(columns: Iterable[Tensor], offsets: Tensor, bins: int) -> Tensor:
-    """(P, F * 2 * bins): per (R,) feature column, value then pair-difference histogram."""
-    ids = seg.segment_ids(offsets)
+def _bartos(ranked: Iterable[tuple[Tensor, Tensor]], segments: Segments, bins: int) -> Tensor:
+    """(P, F * 2 * bins): per feature, given as (N,) per-record dense ranks into its (U,)
+    ascending distinct values (cached once per Bags), value then pair-difference histogram.
+
+    Both work on the distinct values of each draw with their multiplicities
+    (:func:`~alchemy_torch.ops.segment.segment_value_runs`),
+    never on sorted records: a value's bin is the same for all its copies.
+    """
+    offsets = segments.offsets
     edges = torch.arange(1, bins, dtype=torch.float64, device=offsets.device) / bins
     requests = offsets.diff().clamp(min=1).to(torch.float64).unsqueeze(1)
     out = []
-    for x in columns:
-        s = seg.segment_sort(x, offsets)
-        lo, hi = seg.segment_first(s, offsets), seg.segment_last(s, offsets)
+    for ranks, uniques in ranked:
+        level, counts, run_offsets, run_seg = seg.segment_value_runs(
+            ranks[segments.rows], uniques.numel(), offsets, segments.ids
+        )
+        values = uniques[level]
+        lo, hi = seg.segment_first(values, run_offsets), seg.segment_last(values, run_offsets)
         width = hi - lo
-        u = (s - lo[ids]) / torch.where(width > 0, width, 1.0)[ids]
+        u = (values - lo[run_seg]) / torch.where(width > 0, width, 1.0)[run_seg]
+        cell = run_seg * bins + torch.bucketize(u, edges, right=True)
+        value_hist = torch.zeros(len(segments) * bins, dtype=torch.float64, device=u.device)
+        value_hist.index_add_(0, cell, counts.to(torch.float64))
         out += [
-            seg.segment_bincount(torch.bucketize(u, edges, right=True), offsets, bins) / requests,
-            _pair_histogram(s, offsets, ids, edges),
+            value_hist.view(-1, bins) / requests,
+            _pair_histogram(level, uniques, counts, run_offsets, edges),
         ]
     return torch.cat(out, dim=1)
 
 
-def _pair_histogram(s: Tensor, offsets: Tensor, ids: Tensor, edges: Tensor) -> Tensor:
-    """(P, bins) normalised histogram of scaled pair differences of segment-sorted 1-d ``s``.
+def _pair_histogram(
+    level: Tensor, uniques: Tensor, counts: Tensor, run_offsets: Tensor, edges: Tensor
+) -> Tensor:
+    """(P, bins) normalised histogram of scaled pair differences of every draw, exact.
 
-    A pair i < j (sorted order) is below edge e when u = ((s_j - s_i) - dmin) / (dmax - dmin) < e,
-    monotone in j. Its first j failing is found by a segmented searchsorted of the threshold
-    s_i + dmin + e * (dmax - dmin) (segments kept apart by dense-ranking the values and keying
-    them by segment), then moved across runs of equal values until the exact test agrees (the
-    threshold's rounding may put it one run off).
+    A draw is given by its distinct values ``uniques[level]``, ``level`` (M,) ascending within
+    the draw, their ``counts`` (M,) and the (P+1,) CSR ``run_offsets`` (see
+    :func:`~alchemy_torch.ops.segment.segment_value_runs`). The
+    record pairs i < j (sorted order) with u = ((s_j - s_i) - dmin) / (dmax - dmin) below edge
+    e: equal values always (u <= 0), and for a value v_k the values up to the first run l > k
+    failing the test; that l is found by a segmented searchsorted of the
+    threshold v_k + dmin + e * (dmax - dmin), then moved run by run until the exact test agrees
+    (the threshold's rounding may put it one run off). The c_k copies of v_k, at sorted
+    positions C_k .. C_k + c_k - 1, then count c_k (C_l - C_k - 1) - c_k (c_k - 1) / 2 pairs.
     """
-    n = offsets.diff()
+    values, n_runs, stride = uniques[level], level.numel(), uniques.numel() + 1
+    run = seg.segment_ids(run_offsets, n_runs)
+    n = seg.segment_sum(counts, run_offsets).long()  # records per draw
     pairs = n * (n - 1) // 2
-    diffs, diff_offsets = seg.segment_diff(s, offsets)
-    dmin = seg.segment_min(diffs, diff_offsets)
-    spread = (seg.segment_last(s, offsets) - seg.segment_first(s, offsets)) - dmin
+    gaps, gap_offsets = seg.segment_diff(values, run_offsets)
+    repeated = seg.segment_max(counts, run_offsets) > 1  # then the smallest difference is 0
+    dmin = torch.where(repeated, 0.0, seg.segment_min(gaps, gap_offsets))
+    spread = (seg.segment_last(values, run_offsets) - seg.segment_first(values, run_offsets)) - dmin
     varied = (n > 1) & (spread > 0)
     scale = torch.where(varied, spread, 1.0)
-    dmin_of, scale_of, end_of = dmin[ids], scale[ids], offsets[1:][ids]
-    runs = seg.run_offsets(ids, s)  # runs of equal values within a segment
-    run = seg.segment_ids(runs, s.numel())
-    run_first, run_end = runs[:-1][run], runs[1:][run]
+    dmin_of, scale_of, end_of = dmin[run], scale[run], run_offsets[1:][run]
+    start = seg.offsets_from_lengths(counts)  # (M+1,) sorted position of every run's first record
 
-    def below(j: Tensor, i: Tensor, e: Tensor) -> Tensor:
-        return ((s[j] - s[i]) - dmin_of[i]) / scale_of[i] < e
+    def below(j: Tensor, k: Tensor, e: Tensor) -> Tensor:
+        return ((values[j.clamp(max=n_runs - 1)] - values[k]) - dmin_of[k]) / scale_of[k] < e
 
-    def step(pos: Tensor, i: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
-        """Positions moved one run of equal values towards the exact answer, and which moved."""
-        right = pos.clamp(max=s.numel() - 1)
-        move_right = (pos < end_of[i]) & below(right, i, e)
-        move_left = (pos > i + 1) & ~below(pos - 1, i, e)
-        moved = torch.where(
-            move_right, run_end[right], torch.where(move_left, run_first[pos - 1], pos)
-        )
-        return moved, move_right | move_left
+    def step(at: Tensor, k: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+        """Runs moved one towards the exact answer, and which moved."""
+        move_right = (at < end_of[k]) & below(at, k, e)
+        move_left = (at > k + 1) & ~below(at - 1, k, e)
+        return at + move_right.long() - move_left.long(), move_right | move_left
 
-    uniques, rank = torch.unique(s, return_inverse=True)
-    stride = uniques.numel() + 1
-    thresholds = s.unsqueeze(1) + (dmin_of.unsqueeze(1) + edges * scale_of.unsqueeze(1))
-    pos = torch.searchsorted(
-        ids * stride + rank, ids.unsqueeze(1) * stride + torch.searchsorted(uniques, thresholds)
+    # ranks keyed by draw ascend over all runs: one searchsorted serves every draw
+    thresholds = values.unsqueeze(1) + (dmin_of.unsqueeze(1) + edges * scale_of.unsqueeze(1))
+    at = torch.searchsorted(
+        run * stride + level, run.unsqueeze(1) * stride + torch.searchsorted(uniques, thresholds)
     )
-    index = torch.arange(s.numel(), device=s.device).unsqueeze(1)
-    pos, moved = step(torch.maximum(pos, index + 1), index, edges)
-    flat, todo = pos.view(-1), seg.nonzero(moved.view(-1))
-    while todo.numel():  # rounding of the thresholds: rarely more than one run of equal values
+    index = torch.arange(n_runs, device=values.device).unsqueeze(1)
+    at, moved = step(torch.minimum(torch.maximum(at, index + 1), end_of.unsqueeze(1)), index, edges)
+    flat, todo = at.view(-1), seg.nonzero(moved.view(-1))
+    while todo.numel():  # rounding of the thresholds: rarely more than one run
         flat[todo], moved = step(flat[todo], todo // edges.numel(), edges[todo % edges.numel()])
         todo = todo[moved]
-    below_edge = seg.segment_sum(pos - index - 1, offsets)
-    cumulative = torch.cat(
-        [below_edge.new_zeros(n.numel(), 1), below_edge, pairs.unsqueeze(1).to(below_edge.dtype)], 1
-    )
+    c = counts.unsqueeze(1)
+    per_run = c * (start[at] - start[:-1].unsqueeze(1) - 1) - c * (c - 1) // 2
+    below_edge = seg.segment_sum(per_run, run_offsets).long()
+    cumulative = torch.cat([below_edge.new_zeros(n.numel(), 1), below_edge, pairs.unsqueeze(1)], 1)
     hist = cumulative.diff(dim=1)
     constant = torch.zeros_like(hist)
     constant[:, 0] = cumulative[:, -1]

@@ -20,10 +20,16 @@ on CPU they call numpy, whose SIMD sort and ``flatnonzero`` are several times fa
 torch's on the same data (a 4M int64 sort: 49 ms against 264 ms; ``nonzero``: 4 ms against
 24 ms) and whose concatenation of 1-d pieces is much faster than torch 2.13's ``cat`` here
 (14 pieces, 4.2M bytes: 0.6 ms against 100 ms); on CUDA they call torch. Results are
-identical on both.
+identical on both. :func:`device_branches` (or the environment variable
+``ALCHEMY_TORCH_DEVICE_BRANCHES=1``) makes CPU tensors take the CUDA branches, so that the
+tests run them without a GPU.
 """
 
 from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,6 +37,9 @@ from torch import Tensor
 
 __all__ = [
     "CHUNK_RECORDS",
+    "DEVICE_BRANCHES_ENV",
+    "device_branches",
+    "on_host",
     "chunk_bounds",
     "nonzero",
     "argsort",
@@ -56,7 +65,8 @@ __all__ = [
     "quantile_positions",
     "segment_quantile",
     "segment_quantile_ranked",
-    "segment_ranks_at",
+    "segment_runs_stats5",
+    "segment_value_runs",
     "histogram_fits",
     "HISTOGRAM_CELLS_PER_VALUE",
     "segment_median",
@@ -79,24 +89,45 @@ __all__ = [
 #: while the per-chunk overhead stays negligible.
 CHUNK_RECORDS = 1 << 22
 
+#: Environment variable: set to ``1`` to start with :func:`device_branches` on
+DEVICE_BRANCHES_ENV = "ALCHEMY_TORCH_DEVICE_BRANCHES"
+_device_branches = os.environ.get(DEVICE_BRANCHES_ENV, "0") not in ("", "0")
+
+
+@contextmanager
+def device_branches(enabled: bool = True) -> Iterator[None]:
+    """Within the block, CPU tensors take the branches written for CUDA (torch where the CPU
+    calls numpy): their logic then runs, and is tested, without a GPU. Process-wide."""
+    global _device_branches
+    before, _device_branches = _device_branches, enabled
+    try:
+        yield
+    finally:
+        _device_branches = before
+
+
+def on_host(x: Tensor) -> bool:
+    """Whether ``x`` takes the CPU (numpy) branches: on the CPU, outside :func:`device_branches`."""
+    return x.device.type == "cpu" and not _device_branches
+
 
 def nonzero(mask: Tensor) -> Tensor:
     """(K,) int64 positions of the True values of a 1-d bool ``mask``, ascending."""
-    if mask.device.type == "cpu":
+    if on_host(mask):
         return torch.from_numpy(np.flatnonzero(mask.numpy()))
     return torch.nonzero(mask).squeeze(1)
 
 
 def argsort(x: Tensor) -> Tensor:
     """(N,) int64 permutation sorting a 1-d ``x`` ascending (ties in any order)."""
-    if x.device.type == "cpu":
+    if on_host(x):
         return torch.from_numpy(np.argsort(x.numpy()))
     return torch.sort(x).indices
 
 
 def concat(parts: list[Tensor]) -> Tensor:
     """1-d tensors of one dtype and device, end to end (at least one)."""
-    if parts[0].device.type == "cpu":
+    if on_host(parts[0]):
         return torch.from_numpy(np.concatenate([p.numpy() for p in parts]))
     return torch.cat(parts)
 
@@ -104,7 +135,7 @@ def concat(parts: list[Tensor]) -> Tensor:
 def repeat(values: Tensor, repeats: Tensor, total: int | None = None) -> Tensor:
     """(sum(repeats),) ``values[i]`` repeated ``repeats[i]`` times, in order (1-d, one device);
     ``total``: sum(repeats) when known (saves a device sync on CUDA)."""
-    if values.device.type == "cpu":
+    if on_host(values):
         return torch.from_numpy(np.repeat(values.numpy(), repeats.numpy()))
     return torch.repeat_interleave(values, repeats, output_size=total)
 
@@ -112,7 +143,7 @@ def repeat(values: Tensor, repeats: Tensor, total: int | None = None) -> Tensor:
 def sort_values(key: Tensor, bound: int) -> Tensor:
     """Ascending values of 1-d integer ``key`` in [0, bound); int32 when ``bound <= 2**31``."""
     dtype = torch.int32 if bound <= 2**31 else torch.int64
-    if key.device.type != "cpu":
+    if not on_host(key):
         return torch.sort(key.to(dtype)).values
     return torch.from_numpy(
         np.sort(key.numpy().astype(np.int32 if dtype == torch.int32 else np.int64, copy=False))
@@ -324,56 +355,85 @@ def segment_quantile(
     return torch.where(_expand(lengths > 0, out), out, torch.zeros_like(out))
 
 
-#: :func:`segment_ranks_at` beats a sort while its histogram has at most this many cells per value
+#: :func:`segment_value_runs` counts rather than sorts while its histogram has at most this many
+#: cells per value
 HISTOGRAM_CELLS_PER_VALUE = 2
 
 
 def histogram_fits(n_seg: int, n_ranks: int, n_values: int) -> bool:
-    """Whether :func:`segment_ranks_at` should replace a sort of ``n_values`` values of
-    ``n_ranks`` levels in ``n_seg`` segments (its histogram is small enough)."""
+    """Whether a (segment, rank) histogram should replace a sort of ``n_values`` values of
+    ``n_ranks`` levels in ``n_seg`` segments (it is small enough)."""
     return n_seg * n_ranks <= HISTOGRAM_CELLS_PER_VALUE * n_values
 
 
-def segment_ranks_at(
-    ranks: Tensor, n_ranks: int, offsets: Tensor, positions: Tensor, ids: Tensor | None = None
-) -> Tensor:
-    """(S, k) the rank at each of ``positions`` (S, k) of every segment sorted by ``ranks``.
+def segment_value_runs(
+    ranks: Tensor, n_ranks: int, offsets: Tensor, ids: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The distinct values of every segment, ascending, and how often each occurs.
 
-    ``ranks`` (N,) are ints in [0, n_ranks) (:func:`dense_ranks`). No sort: a histogram of
-    every (segment, rank) pair, summed along the ranks, says which rank sits at a position (the
-    first whose cumulative count exceeds it). O(N + S * n_ranks) work and memory, the fast path
-    when S * n_ranks is not much more than N (values of few distinct levels). Positions of
-    empty segments and negative ones give rank 0; the caller masks them.
+    ``ranks`` (N,) are ints in [0, n_ranks) (:func:`dense_ranks`, cached once). Returns the
+    (M,) int64 ranks of the runs (ascending within each segment), their (M,) int64 counts, the
+    (S+1,) CSR offsets of the runs per segment and the (M,) segment of each run: from a
+    (segment, rank) histogram when it is small enough (:func:`histogram_fits`), else from one
+    integer sort. Every order statistic, distinct count or frequency of a segment reads them.
     """
     n_seg = offsets.numel() - 1
-    if ranks.numel() == 0 or n_ranks == 0:
-        return torch.zeros_like(positions)
     ids = segment_ids(offsets, ranks.shape[0]) if ids is None else ids
-    pairs = ids.long() * n_ranks + ranks
-    cumulative = torch.bincount(pairs, minlength=n_seg * n_ranks).view(n_seg, n_ranks).cumsum(1)
-    rank = torch.searchsorted(cumulative, positions.clamp(min=0), right=True)
-    return rank.clamp(max=n_ranks - 1)
+    if histogram_fits(n_seg, n_ranks, ranks.numel()):
+        histogram = torch.bincount(ids * n_ranks + ranks, minlength=n_seg * n_ranks)
+        cells = nonzero(histogram > 0)
+        width = max(n_ranks, 1)
+        run_seg, level, counts = cells // width, cells % width, histogram[cells]
+    else:
+        ordered = segment_sort_codes(ranks, n_ranks, ids, n_seg).long()
+        runs = run_offsets(ids, ordered)
+        run_seg, level, counts = ids[runs[:-1]], ordered[runs[:-1]], runs.diff()
+    return level, counts, offsets_from_ids(run_seg, n_seg), run_seg
+
+
+def _runs_quantile(values: Tensor, counts: Tensor, offsets: Tensor, q: float) -> Tensor:
+    """(S,) :func:`segment_quantile` of segments (``offsets`` over the records) given by their
+    runs (:func:`segment_value_runs`): the two middle positions fall in runs found by one
+    searchsorted over the cumulative counts."""
+    lengths = offsets.diff()
+    if values.numel() == 0:
+        return values.new_zeros(lengths.numel())
+    lo_pos, hi_pos, frac = quantile_positions(lengths, q)
+    ends = counts.cumsum(0)  # (M,) records up to the end of every run
+    at = torch.searchsorted(ends, offsets[:-1, None] + torch.stack([lo_pos, hi_pos], 1), right=True)
+    lo, hi = values[at.clamp(max=values.numel() - 1)].unbind(1)
+    out = lo + (hi - lo) * frac.to(values.dtype)
+    return torch.where(lengths > 0, out, torch.zeros_like(out))
+
+
+def segment_runs_stats5(
+    values: Tensor, counts: Tensor, run_offsets: Tensor, run: Tensor, offsets: Tensor
+) -> Tensor:
+    """(S, 5) float64 mean, population std, min, max, median of segments given by their runs:
+    ``values`` (M,) ascending within each segment, ``counts`` (M,), ``run_offsets`` (S+1,) and
+    ``run`` (M,) as :func:`segment_value_runs` returns them, ``offsets`` (S+1,) over the
+    records. One pass over the runs per statistic, none over the records; empty give 0."""
+    values = _as_float(values)
+    weight, n = counts.to(values.dtype), offsets.diff().clamp(min=1).to(values.dtype)
+    mean = segment_sum(values * weight, run_offsets) / n
+    var = segment_sum((values - mean.index_select(0, run)) ** 2 * weight, run_offsets) / n
+    low, high = segment_first(values, run_offsets), segment_last(values, run_offsets)
+    median = _runs_quantile(values, counts, offsets, 0.5)
+    return torch.stack([mean, var.sqrt(), low, high, median], 1)
 
 
 def segment_quantile_ranked(
     ranks: Tensor, uniques: Tensor, offsets: Tensor, q: float, ids: Tensor | None = None
 ) -> Tensor:
-    """:func:`segment_quantile` of ``uniques[ranks]`` without sorting: (S,) float.
+    """:func:`segment_quantile` of ``uniques[ranks]`` without a float sort: (S,) float.
 
     ``ranks`` (N,) int64 index the ascending distinct values ``uniques`` (U,)
-    (:func:`dense_ranks`); the two middle ranks come from :func:`segment_ranks_at`.
+    (:func:`dense_ranks`); the runs of every segment come from :func:`segment_value_runs`.
     """
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must lie in [0, 1], got {q}")
-    lengths = offsets.diff()
-    values = _as_float(uniques)
-    lo_pos, hi_pos, frac = quantile_positions(lengths, q)
-    at = segment_ranks_at(ranks, uniques.numel(), offsets, torch.stack([lo_pos, hi_pos], 1), ids)
-    if uniques.numel() == 0:
-        return values.new_zeros(lengths.numel())
-    lo, hi = values[at].unbind(1)
-    out = lo + (hi - lo) * frac.to(values.dtype)
-    return torch.where(lengths > 0, out, torch.zeros_like(out))
+    level, counts, _, _ = segment_value_runs(ranks, uniques.numel(), offsets, ids)
+    return _runs_quantile(_as_float(uniques)[level], counts, offsets, q)
 
 
 def segment_median(x: Tensor, offsets: Tensor, sorted_x: Tensor | None = None) -> Tensor:

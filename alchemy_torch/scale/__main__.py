@@ -3,7 +3,9 @@
     python -m alchemy_torch.scale write-synthetic flows --records 100_000_000 --out DIR
     python -m alchemy_torch.scale vectors DIR --out VECTORS [--workers N | --scheduler ADDR]
 
-Each command ends with one line: records or vectors, seconds and the peak resident memory.
+Each command ends with one line: records or vectors, seconds and the peak resident memory;
+while it runs, a progress bar on stderr (records/s, time left) where stderr is a terminal and
+``--quiet`` is not given.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def _write_synthetic(args) -> None:
         partitions=args.partitions,
         chunk_records=args.chunk_records,
         seed=args.seed,
+        progress=False if args.quiet else None,
     )
     print(
         f"wrote {n:,} {args.kind} records to {args.out} in {time.perf_counter() - start:.1f} s; "
@@ -50,7 +53,15 @@ def _vectors(args) -> None:
     resampler = Resampler(args.option, iterations=args.iterations, chunk_records=args.chunk_records)
     client = _client(args)
     try:
-        table = write_vectors(source, extractor, resampler, args.seed, args.out, client=client)
+        table = write_vectors(
+            source,
+            extractor,
+            resampler,
+            args.seed,
+            args.out,
+            client=client,
+            progress=False if args.quiet else None,
+        )
     finally:
         if client is not None:
             client.close()
@@ -102,6 +113,8 @@ def main(argv=None) -> None:
     v.add_argument("--workers", type=int, help="run on a local Dask cluster of N processes")
     v.add_argument("--scheduler", help="run on the Dask cluster at this address")
     v.set_defaults(run=_vectors)
+    for command in (w, v):  # the bars go to stderr, and only where it is a terminal
+        command.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     args.run(args)
 

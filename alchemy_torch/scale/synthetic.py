@@ -6,6 +6,7 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from alchemy_torch.datasets.synthetic import ipv4, synthetic
 from alchemy_torch.resample import STREAM_BUCKETS, derive_seed
@@ -15,6 +16,7 @@ __all__ = [
     "PARTITION_RECORDS",
     "RECORDS_PER_TARGET",
     "WRITE_CHUNK_RECORDS",
+    "progress_bar",
     "synthetic_chunks",
     "write_synthetic",
 ]
@@ -78,12 +80,38 @@ def write_synthetic(
     partitions: int | None = None,
     chunk_records: int = WRITE_CHUNK_RECORDS,
     seed: int = 0,
+    progress: bool | None = False,
     **options,
 ) -> int:
     """Write :func:`synthetic_chunks` as a dataset partitioned by target (default: one
     partition per ~:data:`PARTITION_RECORDS`, at most one per resampling bucket); returns the
-    records written."""
+    records written.
+
+    ``progress``: a progress bar on stderr, updated per chunk (records/s, time left): ``True``
+    always, ``None`` when stderr is a terminal, ``False`` never.
+    """
     if partitions is None:
         partitions = min(STREAM_BUCKETS, max(1, round(records / PARTITION_RECORDS)))
     chunks = synthetic_chunks(kind, records, chunk_records, seed=seed, **options)
-    return write_partitioned(kind, chunks, out, partitions)
+    with progress_bar(records, "write", progress) as bar:
+
+        def counted() -> Iterator[pd.DataFrame]:
+            for chunk in chunks:
+                yield chunk
+                bar.update(len(chunk))  # once the writer asks for the next one
+
+        written = write_partitioned(kind, counted(), out, partitions)
+        bar.total = written  # "about" ``records``: end at 100 %
+        return written
+
+
+def progress_bar(records: int, what: str, progress: bool | None) -> tqdm:
+    """A tqdm bar counting ``records`` (see ``progress`` in :func:`write_synthetic`)."""
+    return tqdm(
+        total=records,
+        desc=what,
+        unit=" records",
+        unit_scale=True,
+        smoothing=0.1,
+        disable=None if progress is None else not progress,
+    )

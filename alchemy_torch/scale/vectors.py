@@ -33,6 +33,7 @@ from alchemy_torch.bags import Bags
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.resample import Draws, Resampler
 from alchemy_torch.scale.dataset import PARTITION, PartitionedRecords
+from alchemy_torch.scale.synthetic import progress_bar
 
 __all__ = ["CONTEXT", "fit_extractor", "partition_vectors", "read_vectors", "write_vectors"]
 
@@ -141,22 +142,39 @@ def write_vectors(
     out,
     partitions=None,
     client=None,
+    progress: bool | None = False,
 ) -> pd.DataFrame:
     """:func:`partition_vectors` of every partition (default: all) into ``out``; one row per
     partition. ``client``: a ``dask.distributed.Client`` runs them on its cluster, one task per
     partition (retried by Dask if a worker dies); without it they run here one by one.
+    ``progress``: a bar on stderr, updated as each partition ends (records/s, time left):
+    ``True`` always, ``None`` when stderr is a terminal, ``False`` never.
     """
     parts = list(partitions if partitions is not None else source.partitions)
     options = dict(resampler=resampler, seed=seed, out=out)
-    if client is None:
-        rows = [partition_vectors(source, p, extractor, **options) for p in parts]
-    else:
-        # the extractor (a DNS index can be large) goes to every worker once, not once a task
-        [shared] = client.scatter([extractor], broadcast=True)
-        sources = [source] * len(parts)
-        rows = client.gather(
-            client.map(partition_vectors, sources, parts, extractor=shared, **options, pure=False)
-        )
+    total = source.dataset.count_rows(filter=ds.field(PARTITION).isin(parts))  # footers only
+    with progress_bar(total, "vectors", progress) as bar:
+
+        def done(row: dict) -> dict:
+            bar.update(row["records"])
+            bar.set_postfix_str(f"partition {row['partition']} in {row['seconds']:.1f} s")
+            return row
+
+        if client is None:
+            rows = [done(partition_vectors(source, p, extractor, **options)) for p in parts]
+        else:
+            from distributed import as_completed
+
+            # the extractor (a DNS index can be large) goes to every worker once, not once a task
+            [shared] = client.scatter([extractor], broadcast=True)
+            sources = [source] * len(parts)
+            futures = client.map(
+                partition_vectors, sources, parts, extractor=shared, **options, pure=False
+            )
+            ended = {
+                row["partition"]: done(row) for _, row in as_completed(futures, with_results=True)
+            }
+            rows = [ended[p] for p in parts]
     return pd.DataFrame(rows, columns=["partition", "targets", "records", "vectors", "seconds"])
 
 
