@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import re
 import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from alchemy_torch import Bags, resolve_device
 from alchemy_torch.evaluation import METRICS, FoldError, cross_validate
 from alchemy_torch.evaluation.report import FILTERING_FILE, RESULTS_FILE, SCORES_FILE
+from alchemy_torch.provenance import package_versions
 
 __all__ = ["Cell", "CellFailed", "build", "one_line", "read_results", "run_cell"]
 
@@ -48,17 +47,6 @@ EVALUATION_KEYS = {
 
 log = logging.getLogger(__name__)
 
-#: packages whose versions every results.json records
-PACKAGES = (
-    "alchemy_torch",
-    "torch",
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "imbalanced-learn",
-    "pytorch-lightning",
-    "hydra-core",
-)
 GROUPINGS = (None, "capture")
 
 
@@ -204,7 +192,7 @@ def _about(cfg: DictConfig) -> dict:
         },
         "overrides": overrides,
         "config": config,
-        "versions": _versions(),
+        "versions": package_versions(),
         "device": _device_name(cfg.device),
         "git": _git_revision(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -269,16 +257,6 @@ def _filtering(fits: list) -> pd.DataFrame | None:
             )
         )
     return pd.concat(frames, ignore_index=True) if frames else None
-
-
-def _versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
 
 
 def _device_name(device: str) -> str:
