@@ -15,7 +15,7 @@ from detection_helpers import small_bags, small_forest
 from test_io import CONN_FIELDS, CONN_ROWS, zeek
 
 from alchemy_torch import Resampler, datasets, features, methods
-from alchemy_torch.app import score
+from alchemy_torch.app import cli, score
 from alchemy_torch.app.job import DETECTOR_FILE, CellFailed, fit_detector, run_cell
 from alchemy_torch.evaluation import report
 from alchemy_torch.methods import base
@@ -240,6 +240,7 @@ def test_a_transfer_cell_writes_results_scores_and_a_report(tmp_path):
         results = run_cell(job_config([*overrides, *method], tmp_path / method[0]))
         assert results["status"] == "ok"
     assert results["cell"]["protocol"] == "transfer"
+    assert cli.summary_line(results, tmp_path).endswith(f"over 2 repeats -> {tmp_path}")
     assert results["cell"]["data"] == "files\u2192test.parquet"
     test = results["dataset"]["test"]
     assert test["dropped_targets"] == len(shared) >= 3 and set(test["dropped"]) == shared
