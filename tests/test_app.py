@@ -37,6 +37,7 @@ def test_tiny_alchemy4_cell_writes_results_scores_and_filtering(tmp_path, kind):
         "kind": kind,
         "method": "alchemy4",
         "model": "rf",
+        "protocol": "cross_validation",
     }
     assert json.loads((tmp_path / "results.json").read_text()) == results
     folds = pd.DataFrame(results["folds"])

@@ -9,10 +9,11 @@ import pytest
 from app_helpers import TINY, compose_config
 from hydra.types import RunMode
 from hydra.utils import get_method, instantiate
+from omegaconf import OmegaConf
 
 from alchemy_torch import Resampler, datasets, features, methods
 from alchemy_torch.app.cli import paper_setting
-from alchemy_torch.app.job import GROUPINGS
+from alchemy_torch.app.job import GROUPINGS, PROTOCOLS
 from alchemy_torch.datasets import registry
 
 CONFIGS = resources.files("alchemy_torch.configs")
@@ -33,6 +34,8 @@ def data_overrides(option: str) -> list[str]:
     """What a data option needs on the command line (files: a kind and paths)."""
     if option == "files":
         return ["data=files", "data.kind=flows", "data.dataset.paths=[conn.log]"]
+    if option == "union":
+        return ["data=union", "data.names=[flows-iot23-small,flows-ctu-sme11]"]
     return [f"data={option}"]
 
 
@@ -143,8 +146,33 @@ def test_model_option_builds_a_classifier_with_the_run_seed(option):
 @pytest.mark.parametrize("option", options("evaluation"))
 def test_evaluation_option_is_a_protocol(option):
     evaluation = compose_config([f"evaluation={option}"]).evaluation
-    assert evaluation.folds >= 2 and evaluation.repeats >= 1
-    assert evaluation.groups in GROUPINGS
+    assert evaluation.get("protocol", "cross_validation") in PROTOCOLS
+    if evaluation.get("protocol") == "transfer":
+        assert evaluation.repeats >= 1 and evaluation.groups is None
+        assert_binds(
+            OmegaConf.create(
+                {
+                    "_target_": "alchemy_torch.datasets.from_files",
+                    "paths": ["a.log"],
+                    "label_rule": evaluation.test_label_rule,
+                    "align_time": evaluation.test_align_time,
+                }
+            )
+        )
+    else:
+        assert evaluation.folds >= 2 and evaluation.repeats >= 1
+        assert evaluation.groups in GROUPINGS
+
+
+def test_a_union_takes_the_kind_of_its_sets_and_refuses_mixed_ones():
+    cfg = compose_config(data_overrides("union"))
+    assert cfg.data.kind == "flows" and cfg.data.dataset.names == [
+        "flows-iot23-small",
+        "flows-ctu-sme11",
+    ]
+    mixed = compose_config(["data=union", "data.names=[flows-iot23-small,dns-stratosphere]"])
+    with pytest.raises(Exception, match="sets of different kinds"):
+        mixed.data.kind
 
 
 @pytest.mark.parametrize("option", options("experiment"))

@@ -160,6 +160,48 @@ def test_no_test_target_reaches_any_fit(name):
         assert sources.isdisjoint(tests[i // per_fold]), f"fit {i} saw a test target"
 
 
+@pytest.mark.parametrize("name", ["alchemy4", "smote"])
+def test_no_test_target_reaches_any_fit_of_a_transfer(name):
+    SpyDns.fitted_on, SpyDns.produced, SpyForest.fits = [], {}, []
+    bags = small_bags("dns")
+    train, test = bags[np.arange(0, 40)], bags[np.arange(30, 60)]  # 10 targets on both sides
+    method = alchemy4() if name == "alchemy4" else methods.make(name)
+    res = evaluation.transfer(train, test, SpyDns(), method, SpyForest(), repeats=2)
+    tested = set(res.attrs["scores"].target)
+    assert tested == set(bags.targets[40:]) and set(res.attrs["dropped"]) == set(
+        bags.targets[30:40]
+    )
+    assert (res.test_targets == 20).all() and list(res.repeat) == [0, 1]
+    assert SpyDns.fitted_on == [set(train.targets)] * 2
+    assert len(SpyForest.fits) == 2 * (6 if name == "alchemy4" else 1)
+    for i, X in enumerate(SpyForest.fits):
+        sources = set().union(*(SpyDns.produced.get(row.tobytes(), set()) for row in X))
+        assert sources and sources <= set(train.targets), f"fit {i} saw a test target"
+
+
+def test_transfer_repeats_vary_draws_and_models_and_need_both_classes_on_each_side():
+    bags = small_bags("flows")
+    train, test = bags[np.arange(0, 30)], bags[np.arange(30, 60)]
+    res = evaluation.transfer(
+        train, test, features.make("flows"), alchemy4(), small_forest(), repeats=2, seed=3
+    )
+    scores = res.attrs["scores"].pivot(index="target", columns="repeat", values="score")
+    assert not np.allclose(scores[0], scores[1])
+    again = evaluation.transfer(
+        train, test, features.make("flows"), alchemy4(), small_forest(), repeats=2, seed=3
+    )
+    pd.testing.assert_frame_equal(res.attrs["scores"], again.attrs["scores"])
+    benign = np.flatnonzero(bags.labels.numpy() == 0)
+    with pytest.raises(ValueError, match="the test side holds 0 malicious and .* both classes"):
+        evaluation.transfer(
+            train,
+            bags[benign[-5:]],
+            features.make("flows"),
+            methods.make("original"),
+            small_forest(),
+        )
+
+
 def test_groups_keep_each_group_on_one_side():
     bags = small_bags("flows")
     groups = np.arange(len(bags)) % 10  # ten 'captures'

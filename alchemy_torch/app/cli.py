@@ -1,4 +1,5 @@
-"""Console scripts: ``alchemy`` (the Hydra app) and ``alchemy-report DIR``.
+"""Console scripts: ``alchemy`` (the Hydra app) and ``alchemy-report DIR`` (``alchemy-score``:
+:mod:`.score`).
 
 Errors end the command with one line on stderr and exit status 1 (``HYDRA_FULL_ERROR=1``
 shows the traceback). In a multirun a failed cell is recorded in its results.json and the
@@ -19,8 +20,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from alchemy_torch import methods
-from alchemy_torch.app.job import CellFailed, one_line, run_cell
+from alchemy_torch import datasets, methods
+from alchemy_torch.app.job import MODES, CellFailed, fit_detector, one_line, run_cell
 from alchemy_torch.evaluation import report
 
 __all__ = ["CONFIGS", "SweepSummary", "app", "main", "paper_setting", "report_main"]
@@ -48,12 +49,22 @@ def paper_setting(kind: str, key: str):
 
 
 OmegaConf.register_new_resolver("paper", paper_setting, replace=True)
+# ${kind_of:${data.names}}: the kind of named sets (data=union)
+OmegaConf.register_new_resolver(
+    "kind_of", lambda names: datasets.kind_of(list(names)), replace=True
+)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="alchemy")
 def app(cfg: DictConfig) -> float | None:
-    """One cell; prints its one-line summary and returns its mean ROC-AUC (for sweepers)."""
+    """One cell; prints its one-line summary and returns its mean ROC-AUC (for sweepers).
+    ``mode=fit``: fits a detector on all the data instead and prints where it is."""
     try:
+        if cfg.mode not in MODES:
+            raise CellFailed(f"ValueError: mode must be one of {MODES}, got {cfg.mode!r}")
+        if cfg.mode == "fit":
+            print(fit_line(fit_detector(cfg)))
+            return None
         results = run_cell(cfg)
     except CellFailed as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -69,10 +80,21 @@ def app(cfg: DictConfig) -> float | None:
 def summary_line(results: dict, output_dir) -> str:
     cell, summary = results["cell"], results["summary"]
     done = " (done before)" if results.get("skipped") else ""
+    runs = "repeats" if cell.get("protocol") == "transfer" else "folds"
     return (
         f"{cell['data']} {cell['method']} {cell['model']}: ROC-AUC "
         f"{100 * summary['roc_auc_mean']:.2f} ± {100 * summary['roc_auc_std']:.2f} % over "
-        f"{summary['folds']} folds{done} -> {output_dir}"
+        f"{summary['folds']} {runs}{done} -> {output_dir}"
+    )
+
+
+def fit_line(fitted: dict) -> str:
+    """What ``mode=fit`` fitted, on what, where it is and how to use it."""
+    cell, data = fitted["cell"], fitted["data"]
+    return (
+        f"{cell['method']} {cell['model']} fitted on {data['name']} ({data['targets']} targets, "
+        f"{data['malicious']} malicious) in {fitted['seconds']:.1f} s -> {fitted['path']}\n"
+        f"score logs with: alchemy-score {fitted['path']} PATH... [--out ranked.csv]"
     )
 
 

@@ -1,4 +1,6 @@
-"""One cell: data -> Bags, extractor, method and model from the config -> cross_validate.
+"""One cell: data -> Bags, extractor, method and model from the config -> cross_validate, or
+transfer to other captures (``evaluation=transfer``); or a detector fitted on all the data
+(``mode=fit``: ``detector.joblib``, see :meth:`alchemy_torch.methods.Method.save`).
 
 A cell's output folder gets (names in :mod:`alchemy_torch.evaluation.report`):
 
@@ -17,13 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import re
 import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +33,21 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from alchemy_torch import Bags, resolve_device
-from alchemy_torch.evaluation import METRICS, FoldError, cross_validate
+from alchemy_torch import Bags, datasets, resolve_device
+from alchemy_torch.evaluation import METRICS, FoldError, cross_validate, transfer
 from alchemy_torch.evaluation.report import FILTERING_FILE, RESULTS_FILE, SCORES_FILE
+from alchemy_torch.provenance import package_versions
 
-__all__ = ["Cell", "CellFailed", "build", "one_line", "read_results", "run_cell"]
+__all__ = [
+    "DETECTOR_FILE",
+    "Cell",
+    "CellFailed",
+    "build",
+    "fit_detector",
+    "one_line",
+    "read_results",
+    "run_cell",
+]
 
 #: cross_validate's arguments, as FoldError messages name them, and the config keys that set them
 EVALUATION_KEYS = {
@@ -48,18 +58,10 @@ EVALUATION_KEYS = {
 
 log = logging.getLogger(__name__)
 
-#: packages whose versions every results.json records
-PACKAGES = (
-    "alchemy_torch",
-    "torch",
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "imbalanced-learn",
-    "pytorch-lightning",
-    "hydra-core",
-)
 GROUPINGS = (None, "capture")
+PROTOCOLS = ("cross_validation", "transfer")
+MODES = ("evaluate", "fit")
+DETECTOR_FILE = "detector.joblib"
 
 
 class CellFailed(RuntimeError):
@@ -78,10 +80,14 @@ class Cell:
     method: object
     model: object
     report: object = None
+    test: datasets.Dataset | None = None  # evaluation=transfer: the test side
 
 
-def build(cfg: DictConfig) -> Cell:
-    """The cell of ``cfg``: its data loaded, its objects instantiated (nothing fitted)."""
+def build(cfg: DictConfig, test: bool = True) -> Cell:
+    """The cell of ``cfg``: its data loaded (with ``test``, a transfer's test data too), its
+    objects instantiated (nothing fitted)."""
+    if _protocol(cfg) == "transfer" and cfg.evaluation.groups is not None:
+        raise ValueError("evaluation=transfer takes no groups: set evaluation.groups=null")
     if cfg.evaluation.groups not in GROUPINGS:
         raise ValueError(
             f"evaluation.groups must be one of {GROUPINGS}, got {cfg.evaluation.groups!r}"
@@ -111,7 +117,106 @@ def build(cfg: DictConfig) -> Cell:
         instantiate(cfg.method),
         instantiate(cfg.model),
         None if dataset is None else dataset.report,
+        _test_data(cfg) if test and _protocol(cfg) == "transfer" else None,
     )
+
+
+def _protocol(cfg: DictConfig) -> str:
+    protocol = cfg.evaluation.get("protocol", "cross_validation")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"evaluation.protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    return protocol
+
+
+def _test_data(cfg: DictConfig) -> datasets.Dataset:
+    """A transfer's test side: ``evaluation.test_paths`` (files) and ``test_names`` (named
+    sets, each with its own label rule), as one Dataset of the data's kind."""
+    ev = cfg.evaluation
+    paths, names = list(ev.get("test_paths") or []), list(ev.get("test_names") or [])
+    if not (paths or names):
+        raise ValueError(
+            "evaluation=transfer needs test data: set evaluation.test_paths=[...] (files) "
+            "or evaluation.test_names=[...] (named sets)"
+        )
+    align = ev.get("test_align_time")
+    root = OmegaConf.select(cfg, "data.dataset.root", default=None)
+    parts = {n: datasets.load(n, root, align_time=align) for n in names}
+    if paths:
+        parts["files"] = datasets.from_files(
+            paths, cfg.data.kind, ev.get("test_label_rule", "any"), align_time=align
+        )
+    test = next(iter(parts.values())) if len(parts) == 1 else datasets.union(parts, _test_name(cfg))
+    if test.kind != cfg.data.kind:
+        raise ValueError(
+            f"evaluation.test_*: the test data hold {test.kind} records, data={cfg.data.name} "
+            f"{cfg.data.kind}: test on data of the training kind"
+        )
+    return test
+
+
+def _test_name(cfg: DictConfig) -> str:
+    """The test side's name: its sets' names and files' names, joined by '+'."""
+    ev = cfg.evaluation
+    files = [Path(p).name for p in ev.get("test_paths") or []]
+    return "+".join([*(ev.get("test_names") or []), *files])
+
+
+def _evaluate(cfg: DictConfig, cell: Cell) -> pd.DataFrame:
+    """The cell's protocol: cross_validate, or transfer to the test data."""
+    if _protocol(cfg) == "transfer":
+        return transfer(
+            cell.bags,
+            cell.test.to_bags(),
+            cell.extractor,
+            cell.method,
+            cell.model,
+            repeats=cfg.evaluation.repeats,
+            seed=cfg.seed,
+            device=cfg.device,
+            progress=cfg.progress,
+        )
+    return cross_validate(
+        cell.bags,
+        cell.extractor,
+        cell.method,
+        cell.model,
+        folds=cfg.evaluation.folds,
+        repeats=cfg.evaluation.repeats,
+        seed=cfg.seed,
+        device=cfg.device,
+        groups=cell.groups,
+        progress=cfg.progress,
+        train_malicious=cfg.evaluation.get("train_malicious"),
+    )
+
+
+def fit_detector(cfg: DictConfig) -> dict:
+    """``mode=fit``: fit the method of ``cfg`` on ALL its data's labelled targets and save it
+    to ``cfg.output_dir``/detector.joblib with the resolved config and the training data's
+    report; returns {"path", "cell", "data", "seconds"}. Errors: :class:`CellFailed`."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        cell = build(cfg, test=False)
+        method = cell.method.fit(cell.bags, cell.extractor, cell.model, seed=cfg.seed)
+        about = _about(cfg)
+        data = {**_dataset(cell), "name": cfg.data.name, "label_rule": _label_rule(cell)}
+        path = method.save(
+            out / DETECTOR_FILE, cell=about["cell"], config=about["config"], data=data
+        )
+    except Exception as error:
+        raise CellFailed(one_line(error)) from error
+    return {
+        "path": path,
+        "cell": about["cell"],
+        "data": data,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _label_rule(cell: Cell) -> str:
+    return cell.report.label_rule if cell.report is not None else "synthetic labels"
 
 
 def run_cell(cfg: DictConfig) -> dict:
@@ -129,19 +234,7 @@ def run_cell(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     try:
         cell = build(cfg)
-        result = cross_validate(
-            cell.bags,
-            cell.extractor,
-            cell.method,
-            cell.model,
-            folds=cfg.evaluation.folds,
-            repeats=cfg.evaluation.repeats,
-            seed=cfg.seed,
-            device=cfg.device,
-            groups=cell.groups,
-            progress=cfg.progress,
-            train_malicious=cfg.evaluation.get("train_malicious"),
-        )
+        result = _evaluate(cfg, cell)
     except Exception as error:
         message = one_line(error)
         _write_json(out / RESULTS_FILE, {"status": "failed", "error": message, **_about(cfg)})
@@ -157,7 +250,7 @@ def run_cell(cfg: DictConfig) -> dict:
         "summary": _summary(result),
         "folds": json.loads(result.to_json(orient="records")),
         "params": _params(cell),
-        "dataset": _dataset(cell),
+        "dataset": _dataset(cell, result),
         "seconds": time.perf_counter() - start,
     }
     _write_json(out / RESULTS_FILE, results)
@@ -190,6 +283,9 @@ def one_line(error: BaseException) -> str:
 def _about(cfg: DictConfig) -> dict:
     """The cell's names and provenance: config, overrides, versions, device, git, time."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    data = OmegaConf.select(cfg, "data.name", throw_on_missing=False)
+    protocol = cfg.evaluation.get("protocol", "cross_validation")
+    test = {"train": data, "test": _test_name(cfg)} if protocol == "transfer" else {}
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     try:  # a failed cell may hold a value that does not resolve
         config = OmegaConf.to_container(cfg, resolve=True)
@@ -197,14 +293,17 @@ def _about(cfg: DictConfig) -> dict:
         config = OmegaConf.to_container(cfg)
     return {
         "cell": {
-            "data": OmegaConf.select(cfg, "data.name", throw_on_missing=False),
+            # a transfer cell is named by both sides: the report's table marks it so
+            "data": f"{data}\u2192{test['test']}" if test else data,
             "kind": OmegaConf.select(cfg, "data.kind", throw_on_missing=False),
             "method": choices.get("method"),
             "model": choices.get("model"),
+            "protocol": protocol,
+            **test,
         },
         "overrides": overrides,
         "config": config,
-        "versions": _versions(),
+        "versions": package_versions(),
         "device": _device_name(cfg.device),
         "git": _git_revision(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -233,14 +332,28 @@ def _params(cell: Cell) -> dict:
     }
 
 
-def _dataset(cell: Cell) -> dict:
+def _dataset(cell: Cell, result: pd.DataFrame | None = None) -> dict:
+    """Size and report of the data (and of a transfer's test data, with the test targets
+    dropped for being training targets too)."""
     labels = cell.bags.labels.cpu().numpy()
-    return {
+    out = {
         "targets": len(labels),
         "malicious": int((labels == 1).sum()),
         "records": int(cell.bags.lengths.sum()),
         "report": None if cell.report is None else str(cell.report),
     }
+    if cell.test is not None:
+        test = cell.test.labels.to_numpy()
+        dropped = [] if result is None else result.attrs["dropped"]
+        out["test"] = {
+            "targets": len(test),
+            "malicious": int((test == 1).sum()),
+            "records": len(cell.test.records),
+            "dropped_targets": len(dropped),
+            "dropped": [str(t) for t in dropped],
+            "report": str(cell.test.report),
+        }
+    return out
 
 
 def _filtering(fits: list) -> pd.DataFrame | None:
@@ -269,16 +382,6 @@ def _filtering(fits: list) -> pd.DataFrame | None:
             )
         )
     return pd.concat(frames, ignore_index=True) if frames else None
-
-
-def _versions() -> dict:
-    versions = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
 
 
 def _device_name(device: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
 from ..bags import Bags
@@ -69,3 +70,45 @@ class Dataset:
         """The :class:`~alchemy_torch.Bags` of these records and labels (on ``device``)."""
         bags = Bags.from_records(self.kind, self.records, self.labels)
         return bags if device is None else bags.to(device)
+
+
+def union(parts: dict, name: str = "union") -> Dataset:
+    """Datasets of one kind (``{name: Dataset}``) as one.
+
+    Records keep their part's name in front of their source (``set/file``), so
+    :attr:`Dataset.groups` still names each target's capture. A target in several parts is one
+    bag with the records of all and the highest of its labels there (malicious > benign >
+    unknown); the report counts such targets and those whose labels disagree. Each part's
+    sources, removals and notes stay in the report under its name, with its label rule.
+    """
+    kinds = {part.kind for part in parts.values()}
+    if len(kinds) != 1:
+        found = ", ".join(f"{n}: {p.kind}" for n, p in parts.items())
+        raise ValueError(f"datasets of different kinds ({found}): a union holds one kind")
+    kind = kinds.pop()
+    report = Report(name, kind, TARGET[kind])
+    report.label_rule = ", ".join(f"{n}: {p.report.label_rule}" for n, p in parts.items())
+    for part_name, part in parts.items():
+        report.sources.update({f"{part_name}/{s}": v for s, v in part.report.sources.items()})
+        report.removed += [
+            {**r, "reason": f"{part_name}: {r['reason']}"} for r in part.report.removed
+        ]
+        report.notes += [f"{part_name}: {note}" for note in part.report.notes]
+    records = pd.concat(
+        [
+            p.records.assign(**{SOURCE: f"{n}/" + p.records[SOURCE].astype(str)})
+            for n, p in parts.items()
+        ],
+        ignore_index=True,
+    )
+    every = pd.concat([part.labels for part in parts.values()])
+    by_target = every.groupby(level=0, sort=True)
+    labels = by_target.max().astype(np.int8).rename("label").rename_axis(TARGET[kind])
+    shared, disagree = int((by_target.size() > 1).sum()), int((by_target.nunique() > 1).sum())
+    if shared:
+        report.notes.append(
+            f"{shared} target(s) appear in several sets ({disagree} with different labels): "
+            "one bag each, labelled with the highest (malicious > benign > unknown)"
+        )
+    count(report, records, labels, kind)
+    return Dataset(kind, records, labels, report)

@@ -168,6 +168,7 @@ def assemble(
 ) -> Dataset:
     """Records of every source -> labelled Dataset; every removal counted in ``report``."""
     records = pd.concat(frames, ignore_index=True)
+    report.label_rule = label_rule
     records = align(records, report, align_time)
     target = TARGET[kind]
     unnamed = (records[target] == "").to_numpy()  # e.g. dns.log queries logged '-'

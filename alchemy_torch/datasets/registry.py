@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..io.schema import KINDS, SOURCE, TARGET
-from .dataset import Dataset
+from .dataset import Dataset, union
 from .files import Source, assemble, read_source, sources_of
 from .remote import REMOTE, fetch
 from .report import Report
@@ -222,6 +222,53 @@ def load(
         frames = [read_source(s, spec.kind, s.path.name, report) for s in sources]
         report.notes += [f"left out {file}: {reason}" for file, reason in spec.left_out]
     ds = assemble(frames, spec.kind, report, label_rule or spec.label_rule, unknown, align_time)
+    if min_bag_size or valid:
+        ds = ds.filter(min_bag_size=min_bag_size, valid=valid)
+    return ds
+
+
+def kind_of(names) -> str:
+    """The kind of the named sets (``names``: one name or several), which must share it."""
+    names = [names] if isinstance(names, str) else list(names)
+    kinds = {}
+    for name in names:
+        if name in SYNTHETIC:
+            kinds[name] = SYNTHETIC[name]
+        elif name in LOCAL:
+            kinds[name] = LOCAL[name].kind
+        elif name in REMOTE and REMOTE[name].kind:
+            kinds[name] = REMOTE[name].kind
+        else:
+            raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+    if len(set(kinds.values())) != 1:
+        found = ", ".join(f"{n}: {k}" for n, k in kinds.items())
+        raise ValueError(f"sets of different kinds ({found}): name sets of one kind")
+    return next(iter(kinds.values()))
+
+
+def load_many(
+    names,
+    root=None,
+    *,
+    cache_dir=None,
+    unknown: str = "drop",
+    align_time: str | None = None,
+    min_bag_size: int | None = None,
+    valid: bool = False,
+    name: str = "union",
+) -> Dataset:
+    """Several named sets (of one kind) as one :class:`Dataset` (see :func:`.dataset.union`).
+
+    Each set is read by :func:`load` with its own label rule; a record's source is
+    ``set/file``, so ``groups`` keeps every capture apart. ``min_bag_size`` and ``valid``
+    filter the union's bags (a target may span sets); the other options as in :func:`load`.
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"load_many needs distinct set names, got {names}")
+    kind_of(names)  # one kind, before reading anything
+    options = dict(cache_dir=cache_dir, unknown=unknown, align_time=align_time)
+    ds = union({n: load(n, root, **options) for n in names}, name=name)
     if min_bag_size or valid:
         ds = ds.filter(min_bag_size=min_bag_size, valid=valid)
     return ds

@@ -19,11 +19,13 @@ class Report:
     ``kept``: class -> (targets, records) in the dataset.
     ``removed``: one dict per removal: step, reason, class, targets, records.
     ``notes``: caveats (from the data's SOURCE.md) and derived facts.
+    ``label_rule``: how record labels made target labels (a union: each set's, by set).
     """
 
     name: str
     kind: str
     target: str
+    label_rule: str = ""
     sources: dict = field(default_factory=dict)
     kept: dict = field(default_factory=dict)
     removed: list = field(default_factory=list)
@@ -37,7 +39,8 @@ class Report:
             )
 
     def __str__(self) -> str:
-        out = [f"Dataset {self.name!r} ({self.kind}; target = {self.target})"]
+        rule = f"; label rule: {self.label_rule}" if self.label_rule else ""
+        out = [f"Dataset {self.name!r} ({self.kind}; target = {self.target}{rule})"]
         if self.sources:
             out.append("  sources:")
             out.extend(f"    {line}" for line in _sources_table(self.sources).splitlines())

@@ -1,8 +1,10 @@
-"""Evaluation: target-level cross-validation and detection metrics (METHOD.md §6).
+"""Evaluation: target-level cross-validation, transfer across captures, metrics (METHOD.md §6).
 
 res = evaluation.cross_validate(bags, features.make("flows"), method, models.make("rf"),
                                 folds=5, repeats=3, seed=0)
 res.roc_auc.mean(); res.attrs["scores"]        # per-fold metrics; out-of-fold scores
+res = evaluation.transfer(train_bags, test_bags, extractor, method, model, repeats=5)
+res.attrs["dropped"]                            # test targets also in training: dropped
 """
 
 from alchemy_torch.evaluation.metrics import METRICS, detection_metrics, tpr_at_fpr
@@ -11,6 +13,7 @@ from alchemy_torch.evaluation.protocol import (
     cross_validate,
     fold_splits,
     scarce_training,
+    transfer,
 )
 
 __all__ = [
@@ -21,4 +24,5 @@ __all__ = [
     "fold_splits",
     "scarce_training",
     "tpr_at_fpr",
+    "transfer",
 ]

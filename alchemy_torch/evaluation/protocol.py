@@ -1,4 +1,5 @@
-"""Leakage-free, target-level cross-validation of a method with a model (METHOD.md §6).
+"""Leakage-free, target-level cross-validation of a method with a model (METHOD.md §6), and
+the transfer protocol: train on some captures, test on others.
 
 Folds are stratified over TARGETS (with ``groups``, stratified group folds: a capture is never
 on both sides). Everything fitted -- the extractor's corpus context, scalers, target selection,
@@ -9,6 +10,10 @@ Draws and features: a target's draws depend on its own records and the repeat's 
 http), its vectors do too, so they are computed once per repeat for every target and sliced
 per fold. An extractor with context (dns) is fitted per fold on the training targets, and the
 fold's vectors are computed with it, from the same draws.
+
+:func:`transfer` shares the per-split step (:func:`fit_and_score`) and the result
+(:func:`collect`): its split is given (training bags, test bags), so the extractor is fitted on
+the training bags and each side's vectors are computed with it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "fit_and_score",
     "fold_splits",
     "scarce_training",
+    "transfer",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,6 +146,66 @@ def cross_validate(
                     run.seconds,
                 )
     return collect(runs)
+
+
+def transfer(
+    train_bags: Bags,
+    test_bags: Bags,
+    extractor,
+    method: Method,
+    model,
+    repeats: int = 1,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Train on ``train_bags``, test on ``test_bags`` (other captures): one row per repeat,
+    with :func:`cross_validate`'s columns (``fold`` is 0).
+
+    Everything fitted (the extractor's corpus context, the method, the model) sees the
+    training targets only. A target present on both sides is dropped from the test side:
+    ``result.attrs["dropped"]`` lists them. Repeats vary the draws and the model's seed
+    (derived from ``seed`` as in :func:`cross_validate`); the split itself is fixed.
+    ``attrs["scores"]`` and ``attrs["fits"]`` as in :func:`cross_validate`.
+    """
+    for bags in (train_bags, test_bags):
+        _check_objects(bags, extractor, method, model)
+    if repeats < 1:
+        raise ValueError(f"need repeats= >= 1, got {repeats}")
+    both = np.isin(test_bags.targets, train_bags.targets)
+    dropped = list(test_bags.targets[both])
+    if dropped:
+        log.warning(
+            "%d test target(s) are training targets too: dropped from the test side", len(dropped)
+        )
+        test_bags = test_bags[np.flatnonzero(~both)]
+    for side, bags in (("training", train_bags), ("test", test_bags)):
+        _check_both_classes(side, bags.labels.cpu().numpy())
+    train_bags, test_bags = _on_device(train_bags, device), _on_device(test_bags, device)
+    resampler = _resampler_of(method)
+    runs = []
+    for repeat in range(repeats):
+        draw_seed = derive_seed(seed, repeat, _DRAW_STREAM)
+        start = time.perf_counter()
+        fitted_extractor = clone(extractor).fit(train_bags)
+        train_v, test_v = (
+            Vectors.compute(fitted_extractor, bags, resampler, draw_seed)
+            for bags in (train_bags, test_bags)
+        )
+        seconds = time.perf_counter() - start
+        run = fit_and_score(method, model, train_v, test_v, seed, repeat, 0, seconds)
+        runs.append(run)
+        if progress:
+            log.info(
+                "repeat %d/%d: ROC-AUC %.4f (%.1f s)",
+                repeat + 1,
+                repeats,
+                run.row["roc_auc"],
+                run.seconds,
+            )
+    result = collect(runs)
+    result.attrs["dropped"] = dropped
+    return result
 
 
 @dataclass
@@ -333,6 +399,20 @@ def _check_groups(labels: np.ndarray, folds: int, groups: np.ndarray) -> None:
 
 
 def _check_inputs(bags, extractor, method, model, folds: int, repeats: int) -> None:
+    _check_objects(bags, extractor, method, model)
+    if folds < 2 or repeats < 1:
+        raise FoldError(f"need folds= >= 2 and repeats= >= 1, got {folds} and {repeats}")
+    labels = bags.labels.cpu().numpy()
+    _check_labelled("", labels)
+    malicious = int(labels.sum())
+    if malicious < folds or len(labels) - malicious < folds:
+        raise FoldError(
+            f"{malicious} malicious and {len(labels) - malicious} benign targets for "
+            f"{folds} folds: lower folds= to at most {min(malicious, len(labels) - malicious)}"
+        )
+
+
+def _check_objects(bags, extractor, method, model) -> None:
     if not isinstance(method, Method):
         raise TypeError(f"method must be an alchemy_torch Method, got {type(method).__name__}")
     if not (hasattr(model, "fit") and hasattr(model, "predict_proba")):
@@ -342,20 +422,25 @@ def _check_inputs(bags, extractor, method, model, folds: int, repeats: int) -> N
             f"bags are {bags.kind!r} but the extractor is for {extractor.kind!r}: "
             f"use features.make({bags.kind!r})"
         )
-    if folds < 2 or repeats < 1:
-        raise FoldError(f"need folds= >= 2 and repeats= >= 1, got {folds} and {repeats}")
-    labels = bags.labels.cpu().numpy()
+
+
+def _check_labelled(side: str, labels: np.ndarray) -> None:
     unlabelled = int((labels < 0).sum())
     if unlabelled:
         raise ValueError(
-            f"{unlabelled} targets are unlabelled (-1): drop them to evaluate "
-            "(datasets.from_files(..., unknown='drop'))"
+            f"{unlabelled} {side}{' ' if side else ''}targets are unlabelled (-1): drop them to "
+            "evaluate (datasets.from_files(..., unknown='drop'))"
         )
-    malicious = int(labels.sum())
-    if malicious < folds or len(labels) - malicious < folds:
-        raise FoldError(
-            f"{malicious} malicious and {len(labels) - malicious} benign targets for "
-            f"{folds} folds: lower folds= to at most {min(malicious, len(labels) - malicious)}"
+
+
+def _check_both_classes(side: str, labels: np.ndarray) -> None:
+    """Labelled targets of both classes on one side of a transfer split."""
+    _check_labelled(side, labels)
+    malicious, benign = int((labels == 1).sum()), int((labels == 0).sum())
+    if not (malicious and benign):
+        raise ValueError(
+            f"the {side} side holds {malicious} malicious and {benign} benign targets "
+            f"(after dropping targets on both sides): it needs both classes"
         )
 
 

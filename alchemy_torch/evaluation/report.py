@@ -39,7 +39,8 @@ MODEL_ORDER = ("rf", "dnn", "svm")
 #: overrides that name the cell or change no result (configs/alchemy.yaml's exclude_keys);
 #: any other one makes a variant of the method
 CELL_KEYS = ("data", "method", "model", "experiment", "output_dir", "resume", "progress")
-CELL_KEYS += ("model.n_jobs",)
+CELL_KEYS += ("model.n_jobs", "data.name", "data.names", "evaluation.test_names")
+CELL_KEYS += ("evaluation.test_paths",)  # a transfer cell's sides: its data, not a variant
 
 #: The slides' ROC-AUC in % (METHOD.md §6): NetFlow = flows, PDNS = dns, HTTP = http.
 SLIDES_AUC = pd.DataFrame(

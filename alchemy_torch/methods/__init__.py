@@ -3,18 +3,28 @@
 method = methods.make("alchemy4", resampler=Resampler(option=1, iterations=20))
 method.fit(train_bags, features.make("flows"), models.make("rf"), seed=0)
 scores = method.score(test_bags, seed=1)            # (B,) P(malicious) per target
+method.save("detector.joblib"); methods.load("detector.joblib").score(new_bags)  # a pickle
 methods.make("alchemy4", kind="dns")                 # the slides' settings for DNS
 """
 
 from __future__ import annotations
 
 from alchemy_torch.methods.alchemy import PATTERNS, Alchemy
-from alchemy_torch.methods.base import ORIGINS, Method, Rows, fit_model, p_malicious
+from alchemy_torch.methods.base import (
+    DETECTOR_FORMAT,
+    ORIGINS,
+    Method,
+    Rows,
+    fit_model,
+    load,
+    p_malicious,
+)
 from alchemy_torch.methods.baselines import Noise, Original, Smote
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.resample import Resampler
 
 __all__ = [
+    "DETECTOR_FORMAT",
     "NAMES",
     "ORIGINS",
     "Alchemy",
@@ -25,6 +35,7 @@ __all__ = [
     "Smote",
     "Vectors",
     "fit_model",
+    "load",
     "make",
     "p_malicious",
     "paper_defaults",

@@ -8,18 +8,26 @@ original alone, or the original and its pseudo vectors when it resamples in pred
 
 from __future__ import annotations
 
+import copy
 import inspect
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.params import Params
+from alchemy_torch.provenance import package_versions, version_differences
 from alchemy_torch.resample import Resampler
 
-__all__ = ["Method", "Rows", "ORIGINS", "fit_model", "p_malicious"]
+__all__ = ["DETECTOR_FORMAT", "Method", "Rows", "ORIGINS", "fit_model", "load", "p_malicious"]
+
+#: the layout of a detector file (:meth:`Method.save`); :func:`load` reads this one only
+DETECTOR_FORMAT = 1
 
 #: Where a training row came from: a target's own bag, a resampled subset of it, or a
 #: baseline's synthetic vector (noise copy, SMOTE interpolation).
@@ -154,6 +162,31 @@ class Method(Params):
         mean, spread = _ensemble(members, len(vectors), fallback=scores)
         return (mean, spread) if return_spread else mean
 
+    # -- a detector file ----------------------------------------------------------------
+    def save(self, path, **about) -> Path:
+        """Write this method, fitted with :meth:`fit`, to ``path`` (joblib): its extractor,
+        model and training-set provenance (not the training vectors), the package versions,
+        :data:`DETECTOR_FORMAT` and ``about`` (e.g. ``config=``, ``data=``: what trained it).
+        The file is a pickle: :func:`load` only files you trust."""
+        if not hasattr(self, "extractor_"):
+            raise RuntimeError(
+                f"{type(self).__name__} is not fitted with its extractor: call fit(bags, ...) "
+                "before save"
+            )
+        method = copy.copy(self)
+        vars(method).pop("training_vectors_", None)
+        vars(method).pop("saved_", None)
+        content = {
+            "format": DETECTOR_FORMAT,
+            "kind": self.extractor_.kind,
+            "versions": package_versions(),
+            **about,
+            "method": method,
+        }
+        path = Path(path)
+        joblib.dump(content, path, compress=3)
+        return path
+
 
 def _ensemble(members, n_targets: int, fallback: np.ndarray):
     """Per-target mean and population std of the scores in ``members`` [(scores, owner)]."""
@@ -165,6 +198,41 @@ def _ensemble(members, n_targets: int, fallback: np.ndarray):
     spread = np.sqrt(deviation / np.maximum(count, 1))
     mean = np.where(count > 0, mean, fallback)  # a target whose draws were all empty
     return mean, spread
+
+
+def load(path) -> Method:
+    """The fitted method a :meth:`Method.save` wrote, with what was saved beside it in
+    ``saved_`` (format, kind, versions, and ``about``: config, data, ...).
+
+    Warns when a package version differs from the saving one and names them; refuses
+    another :data:`DETECTOR_FORMAT`. A detector file is a pickle: load only files you trust.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such detector file")
+    try:
+        content = joblib.load(path)
+    except Exception as error:
+        raise ValueError(f"{path}: not a detector file ({type(error).__name__})") from error
+    if not isinstance(content, dict) or not isinstance(content.get("method"), Method):
+        raise ValueError(
+            f"{path}: not a detector file (Method.save or 'alchemy mode=fit' write one)"
+        )
+    if content.get("format") != DETECTOR_FORMAT:
+        raise ValueError(
+            f"{path}: detector format {content.get('format')}, this alchemy_torch reads "
+            f"format {DETECTOR_FORMAT}: fit the detector again"
+        )
+    differ = version_differences(content.get("versions", {}))
+    if differ:
+        warnings.warn(
+            f"{path} was saved with other package versions ({differ}): scores may differ; "
+            "fit it again with these versions to be sure",
+            stacklevel=2,
+        )
+    method = content.pop("method")
+    method.saved_ = content
+    return method
 
 
 def _check_labelled(vectors: Vectors) -> None:
