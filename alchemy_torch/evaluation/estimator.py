@@ -22,6 +22,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from alchemy_torch.bags import Bags
@@ -91,6 +92,11 @@ class TargetClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y=None) -> "TargetClassifier":
         """Fit on the targets X, (n,) positions or names; y: (n,) their labels or None."""
+        if y is not None and type_of_target(y, input_name="y") != "binary":
+            raise ValueError(
+                "Only binary classification is supported. The type of the target is "
+                f"{type_of_target(y)}."
+            )
         self._check_bound()
         index = self.positions(X)
         if len(np.unique(index)) < len(index):
