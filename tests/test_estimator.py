@@ -32,7 +32,11 @@ def targets_and_labels(bags):
 # ---------------------------------------------------------- the same numbers as cross_validate
 @pytest.mark.parametrize(
     "kind, name, cache",
-    [("flows", "alchemy4", True), ("flows", "alchemy4", False), ("dns", "alchemy3", True)],
+    [
+        ("flows", "alchemy4", True),
+        pytest.param("flows", "alchemy4", False, marks=pytest.mark.slow),
+        pytest.param("dns", "alchemy3", True, marks=pytest.mark.slow),
+    ],
 )
 def test_cross_val_score_equals_cross_validate_per_fold(kind, name, cache):
     """Same folds and seed: the same draws, extractor fits, method and model seeds per fold
