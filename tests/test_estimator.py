@@ -169,6 +169,8 @@ def test_bad_targets_stop_with_one_line():
             est.fit(bad)
     with pytest.raises(ValueError, match="y disagrees with the bound bags' labels at 1 of"):
         est.fit(X, np.where(X == 0, 1 - y, y))
+    with pytest.raises(ValueError, match="y has 59 labels for X's 60 targets"):
+        est.fit(X, y[1:])
     with pytest.raises(ValueError, match="needs bags, extractor, method, model"):
         TargetClassifier().fit(X)
     with pytest.raises(ValueError, match="use features.make\\('flows'\\)"):

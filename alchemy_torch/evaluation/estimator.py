@@ -102,11 +102,12 @@ class TargetClassifier(ClassifierMixin, BaseEstimator):
         if len(np.unique(index)) < len(index):
             raise ValueError("X repeats targets: pass each training target once")
         labels = self.bags.labels.cpu().numpy()[index]
+        if y is not None and len(y) != len(labels):
+            raise ValueError(f"y has {len(y)} labels for X's {len(labels)} targets")
         if y is not None and not np.array_equal(np.asarray(y), labels):
-            wrong = int((np.asarray(y) != labels).sum()) if len(y) == len(labels) else len(y)
             raise ValueError(
-                f"y disagrees with the bound bags' labels at {wrong} of X's {len(labels)} "
-                "targets: pass y=None or bags.labels at X"
+                f"y disagrees with the bound bags' labels at {int((np.asarray(y) != labels).sum())}"
+                f" of X's {len(labels)} targets: pass y=None or bags.labels at X"
             )
         self.fold_ = self._fold_of(index)
         self.extractor_ = clone(self.extractor).fit(self.bags[index])
