@@ -5,13 +5,17 @@ res = evaluation.cross_validate(bags, features.make("flows"), method, models.mak
 res.roc_auc.mean(); res.attrs["scores"]        # per-fold metrics; out-of-fold scores
 res = evaluation.transfer(train_bags, test_bags, extractor, method, model, repeats=5)
 res.attrs["dropped"]                            # test targets also in training: dropped
+est = evaluation.TargetClassifier(bags, extractor, method, model)   # scikit-learn over targets
+cross_val_score(est, np.arange(len(bags)), bags.labels.numpy(), scoring="roc_auc")
 """
 
+from alchemy_torch.evaluation.estimator import TargetClassifier
 from alchemy_torch.evaluation.metrics import METRICS, detection_metrics, tpr_at_fpr
 from alchemy_torch.evaluation.protocol import (
     FoldError,
     cross_validate,
     fold_splits,
+    repeat_splits,
     scarce_training,
     transfer,
 )
@@ -19,9 +23,11 @@ from alchemy_torch.evaluation.protocol import (
 __all__ = [
     "METRICS",
     "FoldError",
+    "TargetClassifier",
     "cross_validate",
     "detection_metrics",
     "fold_splits",
+    "repeat_splits",
     "scarce_training",
     "tpr_at_fpr",
     "transfer",

@@ -40,7 +40,10 @@ __all__ = [
     "collect",
     "cross_validate",
     "fit_and_score",
+    "fit_fold",
     "fold_splits",
+    "repeat_draw_seed",
+    "repeat_splits",
     "scarce_training",
     "transfer",
 ]
@@ -121,14 +124,11 @@ def cross_validate(
     resampler = _resampler_of(method)
     runs, seen_splits = [], []
     for repeat in range(repeats):
-        draw_seed = derive_seed(seed, repeat, _DRAW_STREAM)
+        draw_seed = repeat_draw_seed(seed, repeat)
         shared = _shared_vectors(extractor, bags, resampler, draw_seed)
-        splits = fold_splits(labels, folds, seed=derive_seed(seed, repeat), groups=group_of)
+        splits = repeat_splits(labels, folds, seed, repeat, group_of, train_malicious)
         _warn_if_repeated(splits, seen_splits, repeat)
         for fold, (train, test) in enumerate(splits):
-            train = scarce_training(
-                train, labels, train_malicious, derive_seed(seed, repeat, fold, _SCARCITY_STREAM)
-            )
             start = time.perf_counter()
             train_v, test_v = _fold_vectors(
                 shared, extractor, bags, resampler, draw_seed, train, test
@@ -185,7 +185,7 @@ def transfer(
     resampler = _resampler_of(method)
     runs = []
     for repeat in range(repeats):
-        draw_seed = derive_seed(seed, repeat, _DRAW_STREAM)
+        draw_seed = repeat_draw_seed(seed, repeat)
         start = time.perf_counter()
         fitted_extractor = clone(extractor).fit(train_bags)
         train_v, test_v = (
@@ -295,6 +295,43 @@ def _fold_vectors(shared, extractor, bags: Bags, resampler, draw_seed: int, trai
     )
 
 
+def repeat_draw_seed(seed: int, repeat: int) -> int:
+    """The draw seed of ``repeat``: every target's draws in that repeat derive from it."""
+    return derive_seed(seed, repeat, _DRAW_STREAM)
+
+
+def repeat_splits(
+    labels: np.ndarray,
+    folds: int,
+    seed: int,
+    repeat: int,
+    groups=None,
+    train_malicious: int | float | None = None,
+) -> list:
+    """[(train, test)] target positions of ``repeat``'s folds, as :func:`cross_validate`
+    makes them from ``seed`` (training sets reduced by :func:`scarce_training`)."""
+    splits = fold_splits(labels, folds, seed=derive_seed(seed, repeat), groups=groups)
+    return [
+        (
+            scarce_training(
+                train, labels, train_malicious, derive_seed(seed, repeat, fold, _SCARCITY_STREAM)
+            ),
+            test,
+        )
+        for fold, (train, test) in enumerate(splits)
+    ]
+
+
+def fit_fold(method: Method, model, train_v: Vectors, seed: int, repeat: int, fold: int):
+    """A clone of ``method`` fitted on ``train_v`` with a clone of ``model``, both seeded for
+    (repeat, fold) from ``seed``: the model's ``random_state`` and the method's seed."""
+    return clone(method).fit_vectors(
+        train_v,
+        _reseeded(model, derive_seed(seed, repeat, fold, _MODEL_STREAM)),
+        seed=derive_seed(seed, repeat, fold),
+    )
+
+
 def fit_and_score(
     method: Method,
     model,
@@ -308,11 +345,7 @@ def fit_and_score(
     """Fit a clone of ``method`` with a (repeat, fold)-seeded clone of ``model`` on
     ``train_v``, score ``test_v``: the step every protocol shares."""
     start = time.perf_counter()
-    fitted = clone(method).fit_vectors(
-        train_v,
-        _reseeded(model, derive_seed(seed, repeat, fold, _MODEL_STREAM)),
-        seed=derive_seed(seed, repeat, fold),
-    )
+    fitted = fit_fold(method, model, train_v, seed, repeat, fold)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     score, spread = fitted.score_vectors(test_v, return_spread=True)
