@@ -11,6 +11,7 @@ from __future__ import annotations
 from alchemy_torch.methods.alchemy import PATTERNS, Alchemy
 from alchemy_torch.methods.base import ORIGINS, Method, Rows, fit_model, p_malicious
 from alchemy_torch.methods.baselines import Noise, Original, Smote
+from alchemy_torch.methods.online import Online
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.resample import Resampler
 
@@ -20,6 +21,7 @@ __all__ = [
     "Alchemy",
     "Method",
     "Noise",
+    "Online",
     "Original",
     "Rows",
     "Smote",
@@ -37,6 +39,7 @@ NAMES = {
     "gaussian": (Noise, {"distribution": "gaussian"}),
     "smote": (Smote, {}),
     **{f"alchemy{p}": (Alchemy, {"pattern": p}) for p in PATTERNS},
+    "online": (Online, {}),
 }
 
 #: The slides' Alchemy settings per data type (METHOD.md §3.9): option, [P_lower, P_upper]
@@ -59,5 +62,5 @@ def make(name: str, kind: str | None = None, **options) -> Method:
     if name not in NAMES:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(NAMES)}")
     cls, fixed = NAMES[name]
-    defaults = paper_defaults(kind) if kind is not None and cls is Alchemy else {}
+    defaults = paper_defaults(kind) if kind is not None and issubclass(cls, Alchemy) else {}
     return cls(**{**defaults, **fixed, **options})
