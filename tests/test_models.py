@@ -57,8 +57,10 @@ def problem():
 
 
 def test_make_lists_the_names_on_an_unknown_one():
-    assert set(models.NAMES) == {"rf", "svm", "dnn"}
-    with pytest.raises(ValueError, match="unknown model 'knn'; choose one of: dnn, rf, svm"):
+    assert set(models.NAMES) == {"rf", "svm", "dnn", "setnet"}
+    with pytest.raises(
+        ValueError, match="unknown model 'knn'; choose one of: dnn, rf, setnet, svm"
+    ):
         models.make("knn")
 
 

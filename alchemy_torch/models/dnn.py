@@ -309,6 +309,7 @@ class DNN(Model):
                 enable_progress_bar=self.verbose,
                 enable_model_summary=self.verbose,
                 num_sanity_val_steps=0,
+                limit_val_batches=1.0 if held_out is not None else 0,
                 reload_dataloaders_every_n_epochs=1 if callable(train) else 0,
             )
             if callable(train):

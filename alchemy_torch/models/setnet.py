@@ -354,6 +354,7 @@ class SetNet(ClassifierMixin, Params, BaseEstimator):
                 enable_progress_bar=self.verbose,
                 enable_model_summary=self.verbose,
                 num_sanity_val_steps=0,
+                limit_val_batches=1.0 if validation is not None else 0,
                 reload_dataloaders_every_n_epochs=1,
             )
             trainer.fit(module, datamodule=EpochData(train, validation))
