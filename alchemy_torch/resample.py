@@ -15,6 +15,7 @@ from alchemy_torch.ops.segment import (
     CHUNK_RECORDS,
     argsort,
     concat,
+    csr_gather,
     expand_ranges,
     nonzero,
     offsets_from_lengths,
@@ -99,6 +100,11 @@ class Draws:
     def lengths(self) -> Tensor:
         """(P,) int64 records per draw."""
         return self.offsets.diff()
+
+    def take(self, index: Tensor) -> "Draws":
+        """The draws at positions ``index`` (P',), in that order."""
+        rows, offsets = csr_gather(self.offsets, index)
+        return Draws(self.owner[index], offsets, self.rows[rows], self.iteration[index])
 
     def to(self, device) -> "Draws":
         return replace(

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # One short, prepared check of the cuda paths, for a machine with a GPU (CI never has one).
-# Under 8 minutes in all (each step has its own time limit; a step that fails or runs out
+# Under 12 minutes in all (each step has its own time limit; a step that fails or runs out
 # of time is reported and the next one still runs):
 #   1. the gpu-marked tests and the device-parametrised tests on cuda (CPU and CUDA features
 #      agree within float tolerance; the same seed gives the same subset sizes);
 #   2. the DNN fitted on CUDA through Lightning (models.make("dnn", device="cuda"));
 #   3. the resampler and draw + features for flows at full size on cuda (goal: under 2 s);
-#   4. the Alchemy 4 pipeline benchmark on cuda at the slides' sizes (no pandas loop).
+#   4. the Alchemy 4 pipeline benchmark on cuda at the slides' sizes (no pandas loop);
+#   5. one cell each of method=online with the DNN and with setnet on cuda (synthetic flows,
+#      3 folds): fresh draws and their features on the device every epoch.
 #   bash experiments/gpu_check.sh [OUTDIR]        (PYTHON=... to pick the interpreter)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +51,11 @@ EOF
 step resample-cuda 45 "$py" experiments/bench_resample.py --device cuda
 step features-flows-cuda 75 "$py" experiments/bench_features.py --kinds flows --device cuda
 step pipeline-cuda 180 "$py" experiments/bench_pipeline.py --device cuda --no-reference
+
+for model in dnn setnet; do
+    step "online-$model-cuda" 120 "$py" -m alchemy_torch.app method=online model=$model \
+        evaluation=quick device=cuda hydra.run.dir="$out/online-$model"
+done
 
 echo "== summary (logs in $out)"
 printf '%s\n' "${summary[@]}" | tee "$out/summary.log"

@@ -191,7 +191,7 @@ def test_experiment_sweeps_values_that_all_compose_and_build(option):
 def test_paper_table_sweeps_the_slides_methods_and_models():
     params = compose_config(["experiment=paper_table"], hydra_config=True).hydra.sweeper.params
     assert params.method.split(",") == list(SLIDE_METHODS)
-    assert set(params.model.split(",")) == set(options("model"))
+    assert set(params.model.split(",")) == set(options("model")) - {"setnet"}  # reads records
 
 
 @pytest.mark.parametrize("option", sorted({*options("hydra/launcher"), *PLUGIN_LAUNCHERS}))

@@ -13,6 +13,7 @@ from alchemy_torch.evaluation import FoldError, detection_metrics, fold_splits, 
 from alchemy_torch.features.dns import DnsFeatures
 from alchemy_torch.features.flows import FlowFeatures
 from alchemy_torch.io.schema import KINDS
+from alchemy_torch.models.setnet import SetNet
 
 FAST = Resampler(option=4, iterations=3)
 
@@ -141,19 +142,32 @@ class SpyForest(ClassifierMixin, BaseEstimator):
         return self.forest_.predict_proba(X)
 
 
-@pytest.mark.parametrize("name", ["alchemy4", "smote"])
+class SpyEpochForest(SpyForest):
+    """Trains by epochs (method=online): every epoch's fresh rows count as a fit."""
+
+    def fit(self, X, y, groups=None, original=None, epoch_rows=None):
+        for epoch in range(2):
+            SpyForest.fits.append(epoch_rows(epoch)[0].numpy())
+        return super().fit(X, y)
+
+
+@pytest.mark.parametrize("name", ["alchemy4", "smote", "online"])
 def test_no_test_target_reaches_any_fit(name):
     SpyDns.fitted_on, SpyDns.produced, SpyForest.fits = [], {}, []
     bags = small_bags("dns")
-    method = alchemy4() if name == "alchemy4" else methods.make(name)
-    res = run(bags, method, model=SpyForest(), extractor=SpyDns(), folds=3)
+    method = {"alchemy4": alchemy4(), "online": methods.make("online", resampler=FAST)}.get(
+        name, methods.make(name)
+    )
+    spy = SpyEpochForest() if name == "online" else SpyForest()
+    res = run(bags, method, model=spy, extractor=SpyDns(), folds=3)
     scores = res.attrs["scores"]
     tests = [set(scores.query("fold == @f").target) for f in range(3)]
     assert len(SpyDns.fitted_on) == 3
     for fold, seen in enumerate(SpyDns.fitted_on):
         assert seen.isdisjoint(tests[fold]) and len(seen) == len(bags) - len(tests[fold])
     per_fold = len(SpyForest.fits) // 3
-    assert per_fold * 3 == len(SpyForest.fits) and per_fold == (6 if name == "alchemy4" else 1)
+    assert per_fold * 3 == len(SpyForest.fits)
+    assert per_fold == {"alchemy4": 6, "online": 3}.get(name, 1)
     for i, X in enumerate(SpyForest.fits):
         sources = set().union(*(SpyDns.produced.get(row.tobytes(), set()) for row in X))
         assert sources, "the spy must recognise the originals it produced"
@@ -202,6 +216,33 @@ def test_transfer_repeats_vary_draws_and_models_and_need_both_classes_on_each_si
         )
 
 
+class SpySetNet(SetNet):
+    """Records the targets whose records every fit_bags and every epoch's draws hold."""
+
+    seen: list = []
+
+    def fit_bags(self, bags, X=None, fixed=None, fixed_X=None, epoch_draws=None):
+        SpySetNet.seen.append(set(bags.targets) | set(bags.targets[fixed.owner.numpy()]))
+
+        def spied(epoch):
+            draws, x = epoch_draws(epoch)
+            SpySetNet.seen[-1] |= set(bags.targets[draws.owner.numpy()])
+            return draws, x
+
+        return super().fit_bags(bags, X, fixed, fixed_X, spied)
+
+
+def test_no_test_target_reaches_setnet():
+    SpySetNet.seen = []
+    bags = small_bags("flows", n_targets=30)
+    online = methods.make("online", resampler=FAST)
+    res = run(bags, online, model=SpySetNet(max_epochs=2, device="cpu"), folds=3)
+    scores = res.attrs["scores"]
+    for fold, seen in enumerate(SpySetNet.seen):
+        test = set(scores.query("fold == @fold").target)
+        assert seen and seen.isdisjoint(test) and len(seen) == len(bags) - len(test)
+
+
 def test_groups_keep_each_group_on_one_side():
     bags = small_bags("flows")
     groups = np.arange(len(bags)) % 10  # ten 'captures'
@@ -214,14 +255,29 @@ def test_groups_keep_each_group_on_one_side():
     pd.testing.assert_frame_equal(res.attrs["scores"], res2.attrs["scores"])
 
 
+#: online trains by epochs and setnet reads records: tests/test_online.py runs them together
+VECTOR_METHODS = [name for name in methods.NAMES if name != "online"]
+VECTOR_MODELS = [name for name in models.NAMES if name != "setnet"]
+
+
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("model", list(models.NAMES))
-@pytest.mark.parametrize("name", list(methods.NAMES))
+@pytest.mark.parametrize("model", VECTOR_MODELS)
+@pytest.mark.parametrize("name", VECTOR_METHODS)
 def test_every_model_and_method_runs_on_every_kind(kind, model, name):
     method = methods.make(name, **({"resampler": FAST} if "alchemy" in name else {}))
     options = {"dnn": {"max_epochs": 2}, "rf": {"n_estimators": 10}}.get(model, {})
     res = run(small_bags(kind, n_targets=30), method, models.make(model, **options), folds=2)
     assert len(res) == 2 and res.roc_auc.between(0, 1).all()
+
+
+@pytest.mark.parametrize("name", ["original", "alchemy3"])
+def test_setnet_with_a_method_on_vectors_and_online_with_rf_are_one_line_errors(name):
+    bags = small_bags("flows", n_targets=30)
+    method = methods.make(name, **({"resampler": FAST} if "alchemy" in name else {}))
+    with pytest.raises(ValueError, match="setnet reads a bag's records.*method=online"):
+        run(bags, method, models.make("setnet"), folds=2)
+    with pytest.raises(ValueError, match="RandomForest does not: use model=dnn or model=setnet"):
+        run(bags, methods.make("online", resampler=FAST), models.make("rf"), folds=2)
 
 
 def test_dnn_same_seed_same_metrics():

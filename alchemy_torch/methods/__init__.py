@@ -20,6 +20,7 @@ from alchemy_torch.methods.base import (
     p_malicious,
 )
 from alchemy_torch.methods.baselines import Noise, Original, Smote
+from alchemy_torch.methods.online import Online
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.resample import Resampler
 
@@ -30,6 +31,7 @@ __all__ = [
     "Alchemy",
     "Method",
     "Noise",
+    "Online",
     "Original",
     "Rows",
     "Smote",
@@ -48,6 +50,7 @@ NAMES = {
     "gaussian": (Noise, {"distribution": "gaussian"}),
     "smote": (Smote, {}),
     **{f"alchemy{p}": (Alchemy, {"pattern": p}) for p in PATTERNS},
+    "online": (Online, {}),
 }
 
 #: The slides' Alchemy settings per data type (METHOD.md §3.9): option, [P_lower, P_upper]
@@ -70,5 +73,5 @@ def make(name: str, kind: str | None = None, **options) -> Method:
     if name not in NAMES:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(NAMES)}")
     cls, fixed = NAMES[name]
-    defaults = paper_defaults(kind) if kind is not None and cls is Alchemy else {}
+    defaults = paper_defaults(kind) if kind is not None and issubclass(cls, Alchemy) else {}
     return cls(**{**defaults, **fixed, **options})

@@ -149,14 +149,14 @@ class Method(Params):
         methods that resample in prediction)."""
         if not hasattr(self, "model_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted")
-        scores = p_malicious(self.model_, vectors.original)
+        scores = self._p_malicious(vectors, pseudo=False)
         members = [(scores, np.arange(len(vectors)))]
         if self.resamples_in_prediction:
             if not vectors.has_pseudo:
                 raise ValueError(
                     f"{type(self).__name__} ensembles pseudo vectors, but none were drawn"
                 )
-            members.append((p_malicious(self.model_, vectors.pseudo), vectors.owner))
+            members.append((self._p_malicious(vectors, pseudo=True), vectors.owner))
             if not self.include_original:
                 members = members[1:]
         mean, spread = _ensemble(members, len(vectors), fallback=scores)
@@ -186,6 +186,10 @@ class Method(Params):
         path = Path(path)
         joblib.dump(content, path, compress=3)
         return path
+
+    def _p_malicious(self, vectors: Vectors, pseudo: bool) -> np.ndarray:
+        """(n,) P(malicious) under ``model_`` of the originals, or of the pseudo vectors."""
+        return p_malicious(self.model_, vectors.pseudo if pseudo else vectors.original)
 
 
 def _ensemble(members, n_targets: int, fallback: np.ndarray):

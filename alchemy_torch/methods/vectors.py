@@ -7,7 +7,7 @@ an extractor needs no corpus context.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -16,7 +16,41 @@ from alchemy_torch.bags import Bags
 from alchemy_torch.ops.segment import csr_gather, nonzero, offsets_from_lengths
 from alchemy_torch.resample import Draws, Resampler
 
-__all__ = ["Vectors", "restrict_draws"]
+__all__ = ["Source", "Vectors", "restrict_draws"]
+
+
+@dataclass
+class Source:
+    """Where :class:`Vectors` came from, so a method can draw more of the same targets.
+
+    Holds the Bags the vectors were computed over, the positions of the vectors' targets there
+    (``index``), the fitted extractor, and the resampler and seed of the pseudo vectors. Use
+    :meth:`bags` and :meth:`draws`: they give these targets' records only, never the others'
+    (in cross-validation, the test targets').
+    """
+
+    all_bags: Bags
+    index: np.ndarray
+    extractor: object
+    resampler: Resampler | None
+    seed: int
+
+    def bags(self) -> Bags:
+        """The Bags of these targets alone, in the vectors' order."""
+        return self.all_bags[self.index]
+
+    def draws(self) -> Draws | None:
+        """The pseudo vectors' draws over :meth:`bags`, in the vectors' (owner, iteration)
+        order (drawn again from the seed: the same draws), or None without a resampler."""
+        if self.resampler is None:
+            return None
+        parts = [
+            restrict_draws(d, self.all_bags, self.index)
+            for d in self.resampler.iter_draws(self.all_bags, self.seed)
+        ]
+        draws = Draws.cat(parts)
+        order = np.lexsort((draws.iteration.cpu().numpy(), draws.owner.cpu().numpy()))
+        return draws.take(torch.as_tensor(order, device=draws.owner.device))
 
 
 @dataclass
@@ -34,6 +68,7 @@ class Vectors:
     pseudo: np.ndarray
     owner: np.ndarray
     iteration: np.ndarray
+    source: Source | None = None
 
     @classmethod
     def compute(
@@ -71,6 +106,13 @@ class Vectors:
             pseudo=pseudo[order],
             owner=owner[order],
             iteration=iteration[order],
+            source=Source(
+                bags,
+                np.arange(len(bags)) if index is None else np.asarray(index, dtype=np.int64),
+                extractor,
+                resampler,
+                seed,
+            ),
         )
 
     def __len__(self) -> int:
@@ -95,6 +137,9 @@ class Vectors:
             pseudo=self.pseudo[rows],
             owner=position[self.owner[rows]],
             iteration=self.iteration[rows],
+            source=None
+            if self.source is None
+            else replace(self.source, index=self.source.index[index]),
         )
 
 

@@ -20,11 +20,13 @@ NAMES = {
     "rf": "alchemy_torch.models.rf:RandomForest",
     "svm": "alchemy_torch.models.svm:SVM",
     "dnn": "alchemy_torch.models.dnn:DNN",
+    "setnet": "alchemy_torch.models.setnet:SetNet",
 }
 
 
 def make(name: str, **options) -> Model:
-    """The unfitted detector ``name`` (``"rf"``, ``"svm"``, ``"dnn"``) built with ``options``."""
+    """The unfitted detector ``name`` (``"rf"``, ``"svm"``, ``"dnn"``, ``"setnet"``) built with
+    ``options``; setnet reads records and trains through ``methods.make("online")``."""
     if name not in NAMES:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(NAMES))}")
     module, cls = NAMES[name].split(":")
