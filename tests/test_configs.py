@@ -14,11 +14,11 @@ from alchemy_torch import Resampler, methods
 from alchemy_torch.app.cli import paper_setting
 from alchemy_torch.app.job import GROUPINGS
 from alchemy_torch.datasets import registry
+from alchemy_torch.evaluation import report
 
 CONFIGS = resources.files("alchemy_torch.configs")
 #: launchers from Hydra's plugins, beside our own options of hydra/launcher
 PLUGIN_LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
-SLIDE_METHODS = ("original", "noise", "smote", "alchemy1", "alchemy2", "alchemy3", "alchemy4")
 
 
 def options(group: str) -> list[str]:
@@ -132,8 +132,20 @@ def test_experiment_sweeps_values_that_all_compose_and_build(option):
 
 def test_paper_table_sweeps_the_slides_methods_and_models():
     params = compose_config(["experiment=paper_table"], hydra_config=True).hydra.sweeper.params
-    assert params.method.split(",") == list(SLIDE_METHODS)
+    assert params.method.split(",") == list(report.SLIDES_AUC.index)  # the slides' rows
     assert set(params.model.split(",")) == set(options("model"))
+
+
+def test_every_key_a_sweep_varies_names_its_cell_folders():
+    for experiment in options("experiment"):
+        cfg = compose_config([f"experiment={experiment}"], hydra_config=True)
+        excluded = set(cfg.hydra.job.config.override_dirname.exclude_keys)
+        assert excluded <= set(report.CELL_KEYS)  # the report drops what the folder drops
+        swept = set((cfg.hydra.sweeper.params or {}).keys())
+        assert not swept & excluded - {"data"}  # data: a folder level of its own
+    scarcity = compose_config(["experiment=scarcity"], hydra_config=True).hydra.sweeper.params
+    assert scarcity["evaluation.train_malicious"] == "5,10,20,50,null"
+    assert scarcity.method == "original,smote,adasyn,alchemy3,alchemy4"
 
 
 @pytest.mark.parametrize("option", sorted({*options("hydra/launcher"), *PLUGIN_LAUNCHERS}))

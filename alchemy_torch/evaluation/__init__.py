@@ -3,6 +3,7 @@
 res = evaluation.cross_validate(bags, features.make("flows"), method, models.make("rf"),
                                 folds=5, repeats=3, seed=0)
 res.roc_auc.mean(); res.attrs["scores"]        # per-fold metrics; out-of-fold scores
+evaluation.corrected_ttest(gains, test_train_ratio=0.25)  # is a paired gain more than noise?
 """
 
 from alchemy_torch.evaluation.metrics import METRICS, detection_metrics, tpr_at_fpr
@@ -12,13 +13,17 @@ from alchemy_torch.evaluation.protocol import (
     fold_splits,
     scarce_training,
 )
+from alchemy_torch.evaluation.significance import CorrectedTTest, corrected_ttest, wilcoxon_p
 
 __all__ = [
     "METRICS",
+    "CorrectedTTest",
     "FoldError",
+    "corrected_ttest",
     "cross_validate",
     "detection_metrics",
     "fold_splits",
     "scarce_training",
     "tpr_at_fpr",
+    "wilcoxon_p",
 ]
