@@ -83,6 +83,13 @@ def test_method_option_builds_its_method(option):
     assert all(getattr(method, k) == v for k, v in fixed.items())
 
 
+def test_oversample_takes_any_imbalanced_learn_sampler_from_the_command_line():
+    overrides = ["method=oversample", "method.sampler._target_=imblearn.over_sampling.ADASYN"]
+    method = instantiate(compose_config([*overrides, "+method.sampler.n_neighbors=3"]).method)
+    assert type(method.over_sampler()).__name__ == "ADASYN"
+    assert method.over_sampler().n_neighbors == 3
+
+
 @pytest.mark.parametrize("kind", ["flows", "http", "dns"])
 def test_alchemy_options_carry_the_slides_settings_of_the_data_type(kind):
     paper = methods.paper_defaults(kind)
