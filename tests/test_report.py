@@ -221,6 +221,8 @@ def test_the_orders_come_from_the_registries_and_the_slides_rows_are_methods():
 #: fold AUCs of a fake scarcity sweep: 5 folds x 2 repeats per (method, N)
 BASE = np.array([0.80, 0.82, 0.78, 0.84, 0.76, 0.81, 0.79, 0.83, 0.77, 0.80])
 STEP = np.array([1, -1, 2, 0, 3, 1, 2, -1, 1, 2]) / 100  # a gain that varies by fold
+#: the statistics of a paired gain in gains.csv and scarcity.csv
+STATISTICS = ("gain", "ci_low", "ci_high", "p_value", "p_wilcoxon", "folds_improved", "folds")
 
 
 def fake_cell(root: Path, method: str, n, fold_auc, test_train=(50, 200)) -> None:
@@ -296,19 +298,7 @@ def test_corrected_ttest_by_hand():
 def test_gains_csv_carries_the_corrected_test_and_wilcoxon(scarcity_folder, tmp_path):
     report.write_report(scarcity_folder, tmp_path)
     gains = pd.read_csv(tmp_path / "gains.csv")
-    assert list(gains.columns) == [
-        "method",
-        "data",
-        "model",
-        "train_malicious",
-        "gain",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "p_wilcoxon",
-        "folds_improved",
-        "folds",
-    ]
+    assert list(gains.columns) == ["method", "data", "model", "train_malicious", *STATISTICS]
     at5 = gains[(gains["method"] == "alchemy3") & (gains["train_malicious"] == 5)].iloc[0]
     expected = corrected_ttest(100 * 3 * STEP, test_train_ratio=50 / 200)
     assert at5[["gain", "ci_low", "ci_high", "p_value"]].tolist() == pytest.approx(expected)
@@ -330,21 +320,8 @@ def test_scarcity_report_has_its_columns_and_plots(scarcity_folder, tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == PNG
     scarcity = pd.read_csv(tmp_path / "scarcity.csv")
     assert list(scarcity.columns) == [
-        "data",
-        "model",
-        "method",
-        "train_malicious",
-        "train_malicious_kept",
-        "roc_auc_mean",
-        "roc_auc_std",
-        "roc_auc_pooled",
-        "gain",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "p_wilcoxon",
-        "folds_improved",
-        "folds",
+        *("data", "model", "method", "train_malicious", "train_malicious_kept"),
+        *("roc_auc_mean", "roc_auc_std", "roc_auc_pooled", *STATISTICS),
     ]
     alchemy = scarcity[scarcity["method"] == "alchemy3"]
     assert alchemy["train_malicious"].tolist()[:2] == [5, 20]  # N ascending, then all
