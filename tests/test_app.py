@@ -142,7 +142,7 @@ def test_an_unreadable_or_missing_file_names_file_line_and_field(tmp_path, conte
     "args, message",
     [
         (["nope=1"], "Could not override 'nope'"),
-        (["method=nope"], "Could not find 'method/nope' Available options in 'method': alc"),
+        (["method=nope"], "Could not find 'method/nope' Available options in 'method': ada"),
         (["evaluation.folds=9", *TINY[:1]], "FoldError: 4 malicious and 36 benign"),
         (["data=files", "data.kind=flows"], "Missing mandatory value: data.dataset.paths"),
     ],
