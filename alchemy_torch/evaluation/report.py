@@ -299,8 +299,13 @@ def scarcity_table(cells: pd.DataFrame, baseline: str = "original") -> pd.DataFr
     ]
     table = table.merge(gain_table(cells, baseline), on=keys, how="left")
     table = table.drop(columns=["name"])
-    order = ["data", "model", "train_malicious"]
-    return table.sort_values(order, kind="stable", na_position="last")
+    rank = {model: i for i, model in enumerate(MODEL_ORDER)}
+    return table.sort_values(  # models in MODEL_ORDER, N ascending, then all
+        ["data", "model", "train_malicious"],
+        key=lambda column: column.map(rank).fillna(len(rank)) if column.name == "model" else column,
+        kind="stable",
+        na_position="last",
+    )
 
 
 def _key(data, model, train_malicious) -> tuple:
