@@ -19,10 +19,11 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 install: $(VENV)/.installed
 
-# The main job: the paper table's RF column on synthetic flows (7 cells, CPU), then its report
+# The main job: ROC-AUC against the number of malicious training targets on synthetic flows
+# (Original, SMOTE, Alchemy 3 x N in 5, 10, 20, all; RF, CPU), then its report with p-values
 demo: install
 	$(VENV)/bin/alchemy experiment=demo
-	$(VENV)/bin/alchemy-report multirun/demo
+	$(VENV)/bin/alchemy-report multirun/demo-scarcity
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from alchemy_torch.app import CellFailed, cli, job, run_cell
 from alchemy_torch.app.job import one_line
-from alchemy_torch.evaluation import METRICS, FoldError, fold_splits
+from alchemy_torch.evaluation import METRICS, FoldError, fold_splits, report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD_ARGUS = (
@@ -65,6 +65,18 @@ def test_methods_without_filtering_write_no_filtering_file(tmp_path):
     results = run_tiny(["method=original"], tmp_path)
     assert results["params"]["resampler"] is None
     assert not (tmp_path / "filtering.parquet").exists()
+
+
+def test_a_scarce_cell_keeps_n_malicious_training_targets_and_the_report_reads_n(tmp_path):
+    for n in (3, 1):
+        overrides = ["method=original", "data.dataset.n_targets=80"]
+        results = run_tiny([*overrides, f"evaluation.train_malicious={n}"], tmp_path / f"n{n}")
+        folds = pd.DataFrame(results["folds"])
+        assert (folds.train_malicious == n).all() and (folds.test_malicious == 4).all()
+        assert (folds.train_benign == 36).all() and (folds.train_original == 36 + n).all()
+    cells = report.collect(tmp_path)
+    assert cells["train_malicious"].tolist() == cells["train_malicious_kept"].tolist() == [1, 3]
+    assert (cells["label"] == "original").all()  # N is an axis of the report, not a variant
 
 
 def test_a_finished_cell_is_skipped_and_a_failed_one_runs_again(tmp_path, monkeypatch):
@@ -131,7 +143,7 @@ def test_an_unreadable_or_missing_file_names_file_line_and_field(tmp_path, conte
     "args, message",
     [
         (["nope=1"], "Could not override 'nope'"),
-        (["method=nope"], "Could not find 'method/nope' Available options in 'method': alc"),
+        (["method=nope"], "Could not find 'method/nope' Available options in 'method': ada"),
         (["evaluation.folds=9", *TINY[:1]], "FoldError: 4 malicious and 36 benign"),
         (["data=files", "data.kind=flows"], "Missing mandatory value: data.dataset.paths"),
     ],

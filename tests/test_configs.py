@@ -15,11 +15,11 @@ from alchemy_torch import Resampler, datasets, features, methods
 from alchemy_torch.app.cli import paper_setting
 from alchemy_torch.app.job import GROUPINGS, PROTOCOLS
 from alchemy_torch.datasets import registry
+from alchemy_torch.evaluation import report
 
 CONFIGS = resources.files("alchemy_torch.configs")
 #: launchers from Hydra's plugins, beside our own options of hydra/launcher
 PLUGIN_LAUNCHERS = ("basic", "joblib", "submitit_local", "submitit_slurm")
-SLIDE_METHODS = ("original", "noise", "smote", "alchemy1", "alchemy2", "alchemy3", "alchemy4")
 
 
 def options(group: str) -> list[str]:
@@ -108,6 +108,13 @@ def test_method_option_builds_its_method(option):
     assert all(getattr(method, k) == v for k, v in fixed.items())
 
 
+def test_oversample_takes_any_imbalanced_learn_sampler_from_the_command_line():
+    overrides = ["method=oversample", "method.sampler._target_=imblearn.over_sampling.ADASYN"]
+    method = instantiate(compose_config([*overrides, "+method.sampler.n_neighbors=3"]).method)
+    assert type(method.over_sampler()).__name__ == "ADASYN"
+    assert method.over_sampler().n_neighbors == 3
+
+
 #: The slides' settings (METHOD.md §3.9), typed here rather than read from
 #: methods.paper_defaults (what the ${paper:} resolver calls): kind -> option, K, p_range, f
 SLIDES = {
@@ -190,8 +197,20 @@ def test_experiment_sweeps_values_that_all_compose_and_build(option):
 
 def test_paper_table_sweeps_the_slides_methods_and_models():
     params = compose_config(["experiment=paper_table"], hydra_config=True).hydra.sweeper.params
-    assert params.method.split(",") == list(SLIDE_METHODS)
+    assert params.method.split(",") == list(report.SLIDES_AUC.index)  # the slides' rows
     assert set(params.model.split(",")) == set(options("model")) - {"setnet"}  # reads records
+
+
+def test_every_key_a_sweep_varies_names_its_cell_folders():
+    for experiment in options("experiment"):
+        cfg = compose_config([f"experiment={experiment}"], hydra_config=True)
+        excluded = set(cfg.hydra.job.config.override_dirname.exclude_keys)
+        assert excluded <= set(report.CELL_KEYS)  # the report drops what the folder drops
+        swept = set((cfg.hydra.sweeper.params or {}).keys())
+        assert not swept & excluded - {"data"}  # data: a folder level of its own
+    scarcity = compose_config(["experiment=scarcity"], hydra_config=True).hydra.sweeper.params
+    assert scarcity["evaluation.train_malicious"] == "5,10,20,50,null"
+    assert scarcity.method == "original,smote,adasyn,alchemy3,alchemy4"
 
 
 @pytest.mark.parametrize("option", sorted({*options("hydra/launcher"), *PLUGIN_LAUNCHERS}))

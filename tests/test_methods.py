@@ -162,6 +162,68 @@ def test_smote_balances_the_classes_and_falls_back_with_few_malicious(vectors):
     assert (m.training_set_.origin == "original").all()
 
 
+@pytest.mark.parametrize(
+    "sampler", ["ADASYN", "BorderlineSMOTE", "SVMSMOTE", "RandomOverSampler", "SMOTE"]
+)
+def test_oversample_takes_any_over_sampler_and_maps_back_to_raw_features(sampler, vectors):
+    m = fit("oversample", vectors, sampler=sampler)
+    table, X = m.training_set_, m.training_vectors_
+    synthetic = (table.origin == "synthetic").to_numpy()
+    assert synthetic.any() and (table.label[synthetic] == 1).all()
+    # standardised for the sampler, then mapped back: interpolations stay inside the
+    # malicious originals' range (SVMSMOTE also extrapolates away from benign vectors)
+    malicious = vectors.original[vectors.labels == 1]
+    tolerance = 1e-9 * (1 + np.abs(malicious).max())
+    inside = (X[synthetic] >= malicious.min(axis=0) - tolerance) & (
+        X[synthetic] <= malicious.max(axis=0) + tolerance
+    )
+    assert inside.all() or sampler == "SVMSMOTE"
+    if sampler == "RandomOverSampler":  # copies: every row is a malicious original
+        gap = np.abs(X[synthetic][:, None] - malicious[None]).max(axis=2).min(axis=1)
+        assert (gap <= tolerance).all()
+
+
+def test_oversample_with_smote_is_the_slides_smote(vectors):
+    from imblearn.over_sampling import SMOTE
+
+    smote = fit("smote", vectors).training_vectors_
+    np.testing.assert_array_equal(fit("oversample", vectors).training_vectors_, smote)
+    instance = fit("oversample", vectors, sampler=SMOTE(k_neighbors=5, random_state=99))
+    np.testing.assert_array_equal(instance.training_vectors_, smote)  # seeded by the fold
+
+
+def test_oversample_small_folds_fall_back_like_smote(vectors):
+    malicious, benign = np.flatnonzero(vectors.labels == 1), np.flatnonzero(vectors.labels == 0)
+    with pytest.warns(UserWarning, match="ADASYN: 3 malicious .* n_neighbors lowered from 5 to 2"):
+        fit("adasyn", vectors.take(np.r_[malicious[:3], benign]))
+    with pytest.warns(UserWarning, match="ADASYN: 1 malicious .* nothing synthesised"):
+        m = fit("adasyn", vectors.take(np.r_[malicious[:1], benign]))
+    assert (m.training_set_.origin == "original").all()
+    m = fit("oversample", vectors.take(np.r_[malicious[:1], benign]), sampler="RandomOverSampler")
+    assert (m.training_set_.origin == "synthetic").any()  # copies need no neighbour
+
+
+def test_oversample_without_a_neighbour_to_learn_from_trains_on_the_originals(vectors):
+    # ADASYN weighs malicious targets by their benign neighbours: far from every benign
+    # one, it has nothing to generate from
+    far = vectors.take(np.arange(len(vectors)))
+    far.original[far.labels == 1] += 1e6
+    with pytest.warns(UserWarning, match="ADASYN generates nothing here .*nothing synthesised"):
+        m = fit("adasyn", far)
+    assert (m.training_set_.origin == "original").all()
+
+
+def test_oversample_refuses_what_is_not_an_over_sampler(vectors):
+    from imblearn.over_sampling import SMOTE
+    from imblearn.under_sampling import RandomUnderSampler
+
+    for sampler in (RandomUnderSampler(), "NoSuchSampler", 3):
+        with pytest.raises(ValueError, match="method.sampler must be an imbalanced-learn over"):
+            methods.make("oversample", sampler=sampler)
+    with pytest.raises(ValueError, match="sampling_strategy"):  # a bad option is not swallowed
+        fit("oversample", vectors, sampler=SMOTE(sampling_strategy="bad"))
+
+
 def test_same_seed_same_training_set(vectors):
     a = fit("alchemy4", vectors)
     b = fit("alchemy4", vectors)

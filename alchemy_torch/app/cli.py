@@ -145,7 +145,8 @@ def _hydra_one_line(error: BaseException) -> str:
 
 
 def report_main(argv: list[str] | None = None) -> None:
-    """``alchemy-report DIR``: the slides' table and plots of a run or multirun folder."""
+    """``alchemy-report DIR``: the slides' table, paired gains with p-values (against N for a
+    scarcity sweep) and plots of a run or multirun folder."""
     parser = argparse.ArgumentParser(prog="alchemy-report", description=report_main.__doc__)
     parser.add_argument("folder", help="a run or multirun folder of the alchemy app")
     parser.add_argument("--out", help="where to write the report (default: FOLDER/report)")
@@ -155,9 +156,10 @@ def report_main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"alchemy-report: error: {one_line(error)}")
     print(written["table"])
-    if written["gains"]:
-        print("Paired gain over Original (ROC-AUC points on the same folds; folds improved):\n")
-        print(written["gains"])
+    if written["scarcity"]:
+        print(f"Scarcity: ROC-AUC and paired gains against N\n\n{written['scarcity']}")
+    elif written["gains"]:
+        print(f"Paired gain over Original:\n\n{written['gains']}")
     else:
         print("No paired gains: no Original cell with the same folds (add method=original).\n")
     for row in written["failed"].itertuples():

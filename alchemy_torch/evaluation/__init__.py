@@ -7,6 +7,7 @@ res = evaluation.transfer(train_bags, test_bags, extractor, method, model, repea
 res.attrs["dropped"]                            # test targets also in training: dropped
 est = evaluation.TargetClassifier(bags, extractor, method, model)   # scikit-learn over targets
 cross_val_score(est, np.arange(len(bags)), bags.labels.numpy(), scoring="roc_auc")
+evaluation.corrected_ttest(gains, test_train_ratio=0.25)  # is a paired gain more than noise?
 """
 
 from alchemy_torch.evaluation.estimator import TargetClassifier
@@ -19,11 +20,14 @@ from alchemy_torch.evaluation.protocol import (
     scarce_training,
     transfer,
 )
+from alchemy_torch.evaluation.significance import CorrectedTTest, corrected_ttest, wilcoxon_p
 
 __all__ = [
     "METRICS",
+    "CorrectedTTest",
     "FoldError",
     "TargetClassifier",
+    "corrected_ttest",
     "cross_validate",
     "detection_metrics",
     "fold_splits",
@@ -31,4 +35,5 @@ __all__ = [
     "scarce_training",
     "tpr_at_fpr",
     "transfer",
+    "wilcoxon_p",
 ]

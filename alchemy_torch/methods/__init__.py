@@ -1,10 +1,12 @@
-"""Methods: Original, Noise, Gaussian, SMOTE and Alchemy 1-4 (METHOD.md §3-§4).
+"""Methods: Original, Noise, Gaussian, SMOTE, any imbalanced-learn over-sampler, Alchemy 1-4
+(METHOD.md §3-§4) and online Alchemy (fresh draws every epoch).
 
 method = methods.make("alchemy4", resampler=Resampler(option=1, iterations=20))
 method.fit(train_bags, features.make("flows"), models.make("rf"), seed=0)
 scores = method.score(test_bags, seed=1)            # (B,) P(malicious) per target
 method.save("detector.joblib"); methods.load("detector.joblib").score(new_bags)  # a pickle
 methods.make("alchemy4", kind="dns")                 # the slides' settings for DNS
+methods.make("oversample", sampler=ADASYN())         # or sampler="BorderlineSMOTE"
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from alchemy_torch.methods.base import (
     load,
     p_malicious,
 )
-from alchemy_torch.methods.baselines import Noise, Original, Smote
+from alchemy_torch.methods.baselines import Noise, Original, Oversample, Smote
 from alchemy_torch.methods.online import Online
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.resample import Resampler
@@ -33,6 +35,7 @@ __all__ = [
     "Noise",
     "Online",
     "Original",
+    "Oversample",
     "Rows",
     "Smote",
     "Vectors",
@@ -43,12 +46,15 @@ __all__ = [
     "paper_defaults",
 ]
 
-#: name -> (class, fixed options): the slides' table, in its row order
+#: name -> (class, fixed options): the slides' table in its row order, with the extra baselines
+#: beside their kin (the report's row order)
 NAMES = {
     "original": (Original, {}),
     "noise": (Noise, {}),
     "gaussian": (Noise, {"distribution": "gaussian"}),
     "smote": (Smote, {}),
+    "oversample": (Oversample, {}),
+    "adasyn": (Oversample, {"sampler": "ADASYN"}),
     **{f"alchemy{p}": (Alchemy, {"pattern": p}) for p in PATTERNS},
     "online": (Online, {}),
 }
