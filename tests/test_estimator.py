@@ -187,6 +187,9 @@ class _Checked(TargetClassifier):
         tags.input_tags.two_d_array = True
         return tags
 
+    def __repr__(self) -> str:  # the checks' test ids: short, not the bound Bags' repr
+        return "TargetClassifier(flows, original, rf)"
+
 
 NUMERIC = "fits on a numeric feature matrix; X here is target positions or names"
 #: the checks that do not apply to an X of targets into bound Bags, with the reason
