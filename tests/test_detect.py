@@ -251,6 +251,7 @@ def test_a_transfer_cell_writes_results_scores_and_a_report(tmp_path):
     assert set(scores.target).isdisjoint(shared) and len(scores) == 2 * folds.test_targets[0]
     written = report.write_report(tmp_path)
     assert "files\u2192test.parquet rf" in written["table"]
+    assert "(slides)" not in written["table"]  # the slides cross-validated: no comparison
     assert set(report.collect(tmp_path)["protocol"]) == {"transfer"}
     assert "alchemy1" in written["gains"]  # paired over the repeats
 
