@@ -220,27 +220,33 @@ class SpySetNet(SetNet):
     """Records the targets whose records every fit_bags and every epoch's draws hold."""
 
     seen: list = []
+    fresh: list = []
 
     def fit_bags(self, bags, X=None, fixed=None, fixed_X=None, epoch_draws=None):
-        SpySetNet.seen.append(set(bags.targets) | set(bags.targets[fixed.owner.numpy()]))
+        fixed_owners = [] if fixed is None else fixed.owner.numpy()
+        SpySetNet.seen.append(set(bags.targets) | set(bags.targets[fixed_owners]))
+        SpySetNet.fresh.append(epoch_draws is not None)
 
         def spied(epoch):
             draws, x = epoch_draws(epoch)
             SpySetNet.seen[-1] |= set(bags.targets[draws.owner.numpy()])
             return draws, x
 
-        return super().fit_bags(bags, X, fixed, fixed_X, spied)
+        return super().fit_bags(bags, X, fixed, fixed_X, epoch_draws and spied)
 
 
-def test_no_test_target_reaches_setnet():
-    SpySetNet.seen = []
+@pytest.mark.parametrize("name", ["online", "original"])
+def test_no_test_target_reaches_setnet(name):
+    SpySetNet.seen, SpySetNet.fresh = [], []
     bags = small_bags("flows", n_targets=30)
-    online = methods.make("online", resampler=FAST)
-    res = run(bags, online, model=SpySetNet(max_epochs=2, device="cpu"), folds=3)
+    method = methods.make(name, **({"resampler": FAST} if name == "online" else {}))
+    res = run(bags, method, model=SpySetNet(max_epochs=2, device="cpu"), folds=3)
     scores = res.attrs["scores"]
+    assert SpySetNet.fresh == [name == "online"] * 3  # original: whole bags, no fresh draws
     for fold, seen in enumerate(SpySetNet.seen):
         test = set(scores.query("fold == @fold").target)
         assert seen and seen.isdisjoint(test) and len(seen) == len(bags) - len(test)
+    assert res.roc_auc.between(0, 1).all()
 
 
 def test_groups_keep_each_group_on_one_side():
@@ -271,11 +277,12 @@ def test_every_model_and_method_runs_on_every_kind(kind, model, name):
     assert len(res) == 2 and res.roc_auc.between(0, 1).all()
 
 
-@pytest.mark.parametrize("name", ["original", "alchemy3"])
+@pytest.mark.parametrize("name", ["smote", "alchemy3"])
 def test_setnet_with_a_method_on_vectors_and_online_with_rf_are_one_line_errors(name):
     bags = small_bags("flows", n_targets=30)
     method = methods.make(name, **({"resampler": FAST} if "alchemy" in name else {}))
-    with pytest.raises(ValueError, match="setnet reads a bag's records.*method=online"):
+    expected = "SetNet reads a bag's records and .* adds feature vectors: use method=original"
+    with pytest.raises(ValueError, match=expected):
         run(bags, method, models.make("setnet"), folds=2)
     with pytest.raises(ValueError, match="RandomForest does not: use model=dnn or model=setnet"):
         run(bags, methods.make("online", resampler=FAST), models.make("rf"), folds=2)

@@ -145,3 +145,15 @@ def test_online_runs_through_the_app_and_cross_validate(tmp_path, kind, model):
     assert results["status"] == "ok" and results["cell"]["method"] == "online"
     assert 0 <= results["summary"]["roc_auc_mean"] <= 1
     assert all(fold["train_pseudo_kept"] > 0 for fold in results["folds"])
+
+
+@pytest.mark.filterwarnings("ignore:DnsFeatures. no geoip")
+@pytest.mark.parametrize("kind", KINDS)
+def test_setnet_trains_on_whole_bags_with_method_original_through_the_app(tmp_path, kind):
+    overrides = [f"data=synthetic-{kind}", "data.dataset.n_targets=40", "method=original"]
+    overrides += ["model=setnet", "model.max_epochs=2", "model.with_features=true"]
+    overrides += ["evaluation.folds=2", "evaluation.repeats=1", "device=cpu", "progress=false"]
+    results = run_cell(job_config(overrides, tmp_path))
+    assert results["status"] == "ok" and results["cell"]["model"] == "setnet"
+    assert 0 <= results["summary"]["roc_auc_mean"] <= 1
+    assert all(fold["train_pseudo_kept"] == 0 for fold in results["folds"])

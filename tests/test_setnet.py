@@ -114,7 +114,7 @@ def test_epoch_draws_are_asked_every_epoch():
 
 def test_feature_vectors_and_bad_options_are_refused_in_one_line():
     net = models.make("setnet")
-    with pytest.raises(ValueError, match="setnet reads a bag's records.*method=online"):
+    with pytest.raises(ValueError, match="setnet reads a bag's records.*method=original"):
         net.fit(np.zeros((4, 2)), np.array([0, 1, 0, 1]))
     with pytest.raises(ValueError, match="pooling must be one of"):
         models.make("setnet", pooling="sum")

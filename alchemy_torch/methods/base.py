@@ -24,7 +24,16 @@ from alchemy_torch.params import Params
 from alchemy_torch.provenance import package_versions, version_differences
 from alchemy_torch.resample import Resampler
 
-__all__ = ["DETECTOR_FORMAT", "Method", "Rows", "ORIGINS", "fit_model", "load", "p_malicious"]
+__all__ = [
+    "DETECTOR_FORMAT",
+    "Method",
+    "Rows",
+    "ORIGINS",
+    "fit_model",
+    "load",
+    "p_malicious",
+    "reads_records",
+]
 
 #: the layout of a detector file (:meth:`Method.save`); :func:`load` reads this one only
 DETECTOR_FORMAT = 1
@@ -113,8 +122,11 @@ class Method(Params):
         return self.fit_vectors(vectors, model, seed)
 
     def fit_vectors(self, vectors: Vectors, model, seed: int = 0) -> "Method":
-        """Build the training set from precomputed training ``vectors`` and fit the model."""
+        """Build the training set from precomputed training ``vectors`` and fit the model (a
+        record model, such as setnet, on the training targets' whole bags)."""
         _check_labelled(vectors)
+        if reads_records(model):
+            return self._fit_whole_bags(vectors, model)
         originals = Rows(
             "original", vectors.original, np.arange(len(vectors)), vectors.labels.copy()
         )
@@ -133,6 +145,19 @@ class Method(Params):
             original=(table["origin"] == "original").to_numpy()[kept],
         )
         self.training_set_, self.training_vectors_ = table, X
+        return self
+
+    def _fit_whole_bags(self, vectors: Vectors, model) -> "Method":
+        """A record model on the originals' bags; only a method that adds no vectors has them."""
+        if type(self).augment is not Method.augment:
+            raise ValueError(
+                f"{type(model).__name__} reads a bag's records and {type(self).__name__} adds "
+                "feature vectors: use method=original (whole bags) or method=online (fresh "
+                "draws every epoch)"
+            )
+        self.model_ = fit_records(clone(model), vectors)
+        originals = Rows("original", None, np.arange(len(vectors)), vectors.labels.copy())
+        self.training_set_, self.training_vectors_ = originals.table(vectors.targets), None
         return self
 
     # -- scoring ------------------------------------------------------------------------
@@ -188,8 +213,15 @@ class Method(Params):
         return path
 
     def _p_malicious(self, vectors: Vectors, pseudo: bool) -> np.ndarray:
-        """(n,) P(malicious) under ``model_`` of the originals, or of the pseudo vectors."""
-        return p_malicious(self.model_, vectors.pseudo if pseudo else vectors.original)
+        """(n,) P(malicious) under ``model_`` of the originals, or of the pseudo vectors (a
+        record model scores their bags and draws)."""
+        if not reads_records(self.model_):
+            return p_malicious(self.model_, vectors.pseudo if pseudo else vectors.original)
+        features = self.model_.with_features
+        source = _source_of(vectors)
+        draws = source.draws() if pseudo else None
+        X = (vectors.pseudo if pseudo else vectors.original) if features else None
+        return self.model_.predict_bags(source.bags(), draws, X=X)
 
 
 def _ensemble(members, n_targets: int, fallback: np.ndarray):
@@ -248,6 +280,35 @@ def _check_labelled(vectors: Vectors) -> None:
         )
     if len(np.unique(vectors.labels)) < 2:
         raise ValueError("training targets hold one class only: need malicious and benign")
+
+
+def reads_records(model) -> bool:
+    """Whether ``model`` trains on the records of bags and draws (``fit_bags``), not vectors."""
+    return hasattr(model, "fit_bags")
+
+
+def _source_of(vectors: Vectors):
+    if vectors.source is None:
+        raise ValueError(
+            "a record model (setnet) reads the targets' records: give it vectors from "
+            "Vectors.compute (they carry their source)"
+        )
+    return vectors.source
+
+
+def fit_records(model, vectors: Vectors, epoch_draws=None):
+    """``model.fit_bags`` on the bags of the training ``vectors``' targets: their fixed draws
+    (if any) validate; ``epoch_draws`` (epoch -> (Draws, (P, D) features or None)) adds fresh
+    draws every epoch. The feature vectors join with the model's ``with_features``."""
+    source = _source_of(vectors)
+    features = getattr(model, "with_features", False)
+    return model.fit_bags(
+        source.bags(),
+        X=vectors.original if features else None,
+        fixed=source.draws(),
+        fixed_X=vectors.pseudo if features else None,
+        epoch_draws=epoch_draws,
+    )
 
 
 def p_malicious(model, X: np.ndarray) -> np.ndarray:

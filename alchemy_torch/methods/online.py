@@ -36,18 +36,13 @@ import torch
 from sklearn.base import clone
 
 from alchemy_torch.methods.alchemy import Alchemy
-from alchemy_torch.methods.base import Rows, _check_labelled
+from alchemy_torch.methods.base import Rows, _check_labelled, fit_records, reads_records
 from alchemy_torch.methods.vectors import Vectors
 from alchemy_torch.resample import Resampler, derive_seed
 
-__all__ = ["Online", "reads_records"]
+__all__ = ["Online"]
 
 _EPOCH_STREAM = 41  # sub-stream of the method seed for the draws of an epoch
-
-
-def reads_records(model) -> bool:
-    """Whether ``model`` trains on the records of pseudo-bags (``fit_bags``), not on vectors."""
-    return hasattr(model, "fit_bags")
 
 
 class Online(Alchemy):
@@ -138,7 +133,9 @@ class Online(Alchemy):
         self._epochs, self._tables = {}, {}
         fresh = _Fresh(self, vectors, model, seed) if self.resamples_in_training else None
         if records:
-            self.model_ = self._fit_records(vectors, model, fresh)
+            features = getattr(model, "with_features", False)
+            epoch_draws = None if fresh is None else lambda e: fresh(e, features=features)
+            self.model_ = fit_records(model, vectors, epoch_draws)
         else:
             self.model_ = self._fit_rows(vectors, model, fresh)
         originals = Rows("original", None, np.arange(len(vectors)), vectors.labels.copy())
@@ -165,27 +162,6 @@ class Online(Alchemy):
         return model.fit(
             X, y, groups=groups, original=original, epoch_rows=None if fresh is None else epoch_rows
         )
-
-    def _fit_records(self, vectors: Vectors, model, fresh):
-        """A record model: the training bags, their fixed draws and the fresh draws."""
-        source = vectors.source
-        features = getattr(model, "with_features", False)
-        return model.fit_bags(
-            source.bags(),
-            X=vectors.original if features else None,
-            fixed=source.draws(),
-            fixed_X=vectors.pseudo if features else None,
-            epoch_draws=None if fresh is None else lambda e: fresh(e, features=features),
-        )
-
-    # -- scoring ------------------------------------------------------------------------
-    def _p_malicious(self, vectors: Vectors, pseudo: bool) -> np.ndarray:
-        if not reads_records(self.model_):
-            return super()._p_malicious(vectors, pseudo)
-        features = self.model_.with_features
-        draws = vectors.source.draws() if pseudo else None
-        X = (vectors.pseudo if pseudo else vectors.original) if features else None
-        return self.model_.predict_bags(vectors.source.bags(), draws, X=X)
 
 
 class _Fresh:

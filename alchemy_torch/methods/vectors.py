@@ -7,7 +7,7 @@ an extractor needs no corpus context.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ class Source:
     Holds the Bags the vectors were computed over, the positions of the vectors' targets there
     (``index``), the fitted extractor, and the resampler and seed of the pseudo vectors. Use
     :meth:`bags` and :meth:`draws`: they give these targets' records only, never the others'
-    (in cross-validation, the test targets').
+    (in cross-validation, the test targets'). Each is built once per Source and kept (a
+    :meth:`Vectors.take` makes a new Source).
     """
 
     all_bags: Bags
@@ -34,14 +35,22 @@ class Source:
     extractor: object
     resampler: Resampler | None
     seed: int
+    _built: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def bags(self) -> Bags:
         """The Bags of these targets alone, in the vectors' order."""
-        return self.all_bags[self.index]
+        if "bags" not in self._built:
+            self._built["bags"] = self.all_bags[self.index]
+        return self._built["bags"]
 
     def draws(self) -> Draws | None:
         """The pseudo vectors' draws over :meth:`bags`, in the vectors' (owner, iteration)
         order (drawn again from the seed: the same draws), or None without a resampler."""
+        if "draws" not in self._built:
+            self._built["draws"] = self._draw()
+        return self._built["draws"]
+
+    def _draw(self) -> Draws | None:
         if self.resampler is None:
             return None
         parts = [

@@ -26,7 +26,8 @@ NAMES = {
 
 def make(name: str, **options) -> Model:
     """The unfitted detector ``name`` (``"rf"``, ``"svm"``, ``"dnn"``, ``"setnet"``) built with
-    ``options``; setnet reads records and trains through ``methods.make("online")``."""
+    ``options``; setnet reads records and trains through ``methods.make("original")`` (whole
+    bags) or ``methods.make("online")``."""
     if name not in NAMES:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(NAMES))}")
     module, cls = NAMES[name].split(":")

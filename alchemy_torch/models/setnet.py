@@ -9,8 +9,9 @@ permutation-invariant and runs on the CSR segments without padding (mean and max
 MLP head gives the draw's logit. ``with_features``: the draw's hand-made feature vector
 (log-scaled, standardised) joins the pooled embedding.
 
-Training goes through ``method=online`` (:meth:`SetNet.fit_bags`): every epoch the originals
-of the training targets and that epoch's fresh draws; early stopping on a validation split by
+Training (:meth:`SetNet.fit_bags`) goes through ``method=original`` (the training targets'
+whole bags every epoch) or ``method=online`` (the originals and that epoch's fresh draws);
+early stopping on a validation split by
 target, scored on its originals and fixed draws. Batches are segments of the Bags' tensors on
 the device. Randomness (split, weights, dropout, shuffling) derives from ``random_state``.
 """
@@ -208,7 +209,8 @@ class _Examples:
 
 
 class SetNet(ClassifierMixin, Params, BaseEstimator):
-    """DeepSets over a draw's raw records, trained by epochs with ``method=online``.
+    """DeepSets over a draw's raw records, trained by epochs (``method=original`` or
+    ``method=online``).
 
     ``pooling``: "meanmax" (mean and max over the records) or "attention" (Ilse et al.
     2018). ``with_features``: join the draw's feature vector. ``buckets``: hash buckets per
@@ -260,12 +262,12 @@ class SetNet(ClassifierMixin, Params, BaseEstimator):
     # -- the scikit-learn face: records only ---------------------------------------------
     def fit(self, X, y, **_):
         raise ValueError(
-            "setnet reads a bag's records, not feature vectors: use method=online "
-            "(method.pattern=2 trains on whole bags)"
+            "setnet reads a bag's records, not feature vectors: use method=original (whole "
+            "bags) or method=online (fresh draws every epoch)"
         )
 
     def predict_proba(self, X):
-        raise ValueError("setnet scores records: use method=online's score (predict_bags)")
+        raise ValueError("setnet scores records: use a method's score (predict_bags)")
 
     # -- training -------------------------------------------------------------------------
     def fit_bags(self, bags: Bags, X=None, fixed=None, fixed_X=None, epoch_draws=None):
