@@ -37,6 +37,7 @@ def test_one_row_per_fold_and_every_target_scored_once_per_repeat():
     assert (res.train_original + res.test_targets == len(bags)).all()
     assert (res.train_pseudo_kept + res.train_filtered <= res.train_original * 3).all()
     assert (res.regenerated_targets <= res.train_original).all()
+    assert res.fit_epochs.isna().all()  # a forest does not train by epochs
     scores = res.attrs["scores"]
     for _, one in scores.groupby("repeat"):
         assert sorted(one.target) == sorted(bags.targets)

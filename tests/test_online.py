@@ -145,6 +145,7 @@ def test_online_runs_through_the_app_and_cross_validate(tmp_path, kind, model):
     assert results["status"] == "ok" and results["cell"]["method"] == "online"
     assert 0 <= results["summary"]["roc_auc_mean"] <= 1
     assert all(fold["train_pseudo_kept"] > 0 for fold in results["folds"])
+    assert all(1 <= fold["fit_epochs"] <= 2 for fold in results["folds"])
 
 
 @pytest.mark.filterwarnings("ignore:DnsFeatures. no geoip")

@@ -344,3 +344,31 @@ def test_pooled_auc_stands_beside_the_table_when_test_folds_hold_few_malicious(s
     table = report.paper_table(report.collect(scarcity_folder))
     assert "synthetic-flows rf N=5 (pooled)" in table.columns  # 4 malicious per test fold
     assert not [c for c in table.columns if "(slides)" in c and "N=5" in c]
+
+
+def test_versus_table_pairs_a_challenger_with_the_best_reference_on_the_same_folds(
+    scarcity_folder,
+):
+    cells = report.collect(scarcity_folder)
+    both = report.versus_table(cells, [("alchemy3", "rf")], [("smote", "rf"), ("original", "rf")])
+    assert list(both["train_malicious"].fillna(-1)) == [5, 20, -1]
+    assert set(both["reference"]) == {"original rf"}  # the best: smote loses a point a fold
+    at5 = both.iloc[0]
+    gains = report.gain_table(cells).query("method == 'alchemy3' and train_malicious == 5")
+    assert at5[list(STATISTICS)].tolist() == pytest.approx(gains[list(STATISTICS)].iloc[0].tolist())
+    assert at5["challenger_auc"] - at5["reference_auc"] == pytest.approx(at5["gain"])
+    against_smote = report.versus_table(cells, [("alchemy3", "rf")], [("smote", "rf")])
+    expected = [100 * 3 * STEP.mean() + 1, 100 * STEP.mean() + 1, 1]
+    assert against_smote["gain"].tolist() == pytest.approx(expected)
+    assert report.versus_table(cells, [("online", "setnet")], [("original", "rf")]).empty
+
+
+def test_versus_table_skips_a_reference_on_other_folds(tmp_path):
+    fake_cell(tmp_path, "original", None, BASE)
+    fake_cell(tmp_path, "alchemy3", None, (BASE + STEP)[:5])
+    fake_cell(tmp_path, "smote", None, BASE - 0.01)
+    cells = report.collect(tmp_path)
+    versus = report.versus_table(cells, [("alchemy3", "rf")], [("original", "rf")])
+    assert versus.empty  # 5 folds against 10: not paired
+    versus = report.versus_table(cells, [("smote", "rf")], [("original", "rf"), ("alchemy3", "rf")])
+    assert versus["reference"].tolist() == ["original rf"] and versus["folds"].tolist() == [10]

@@ -100,7 +100,8 @@ def cross_validate(
 
     Columns: repeat, fold, roc_auc, pr_auc, tpr_at_1pct_fpr, test_targets, test_malicious,
     train_malicious, train_benign, train_original, train_pseudo_kept, train_filtered,
-    train_synthetic, regenerated_targets, features_seconds, fit_seconds, score_seconds.
+    train_synthetic, regenerated_targets, features_seconds, fit_seconds, score_seconds,
+    fit_epochs (epochs trained, for a model that trains by epochs; NaN otherwise).
     ``groups``: one group per target (array in the Bags' target order, or a Series indexed by
     target name). ``progress`` logs each fold. ``seed``: the folds, the draws and the model of
     every (repeat, fold) derive from it (a model's ``random_state``, when it has one, is
@@ -363,6 +364,7 @@ def fit_and_score(
         "features_seconds": features_seconds,
         "fit_seconds": fit_seconds,
         "score_seconds": score_seconds,
+        "fit_epochs": getattr(fitted.model_, "n_epochs_", np.nan),
     }
     scores = pd.DataFrame(
         {

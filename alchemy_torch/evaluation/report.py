@@ -3,6 +3,7 @@
 cells = collect("multirun/paper_table")    # one row per cell folder (its results.json)
 table = paper_table(cells)                  # methods x (data, model): mean ± std ROC-AUC in %
 gains = gain_table(cells)                   # paired gains over Original, CI and p-values
+versus = versus_table(cells, [("online", "setnet")], [("alchemy3", "rf"), ("alchemy3", "dnn")])
 written = write_report("multirun/paper_table")   # into multirun/paper_table/report/
 
 A cell folder holds ``results.json`` (status, metrics per fold, parameters, config),
@@ -40,6 +41,7 @@ __all__ = [
     "paper_table",
     "scarcity_markdown",
     "scarcity_table",
+    "versus_table",
     "write_report",
 ]
 
@@ -234,25 +236,72 @@ def gain_table(cells: pd.DataFrame, baseline: str = "original") -> pd.DataFrame:
         reference = ok[ok["method"] == baseline]
         if len(reference) != 1:
             continue
-        base = np.asarray(reference["fold_auc"].iloc[0])
+        base = reference.iloc[0]
         for row in ok[ok["method"] != baseline].itertuples():
-            if len(row.fold_auc) != len(base):
+            if len(row.fold_auc) != len(base.fold_auc):
                 continue
-            gains = 100 * (np.asarray(row.fold_auc) - base)
-            test = corrected_ttest(gains, row.test_train_ratio)
             rows.append(
                 {
                     "method": row.label,
                     "data": row.data,
                     "model": row.model,
                     "train_malicious": row.train_malicious,
-                    **test._asdict(),
-                    "p_wilcoxon": wilcoxon_p(gains),
-                    "folds_improved": int((gains > 0).sum()),
-                    "folds": len(gains),
+                    **_paired_gain(row, base),
                 }
             )
     columns = ["method", "data", "model", "train_malicious", *GAIN_COLUMNS, "folds"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _paired_gain(cell, reference) -> dict:
+    """:data:`GAIN_COLUMNS` and folds of ``cell``'s ROC-AUC over ``reference``'s, fold by fold
+    (in points; the corrected t-test with ``cell``'s n_test / n_train)."""
+    gains = 100 * (np.asarray(cell.fold_auc) - np.asarray(reference.fold_auc))
+    test = corrected_ttest(gains, cell.test_train_ratio)
+    return {
+        **test._asdict(),
+        "p_wilcoxon": wilcoxon_p(gains),
+        "folds_improved": int((gains > 0).sum()),
+        "folds": len(gains),
+    }
+
+
+def versus_table(cells: pd.DataFrame, challengers, references) -> pd.DataFrame:
+    """Paired gains of cells of other models and methods on the same folds: every challenger
+    (method label, model) against the best of ``references`` [(method label, model)] (the
+    one with the highest mean fold ROC-AUC; with one reference, that one), per data and N.
+
+    One row per (data, train_malicious, challenger) whose cell and a reference are ok with
+    the same folds: data, train_malicious, challenger and reference ("method model"), their
+    roc_auc and roc_auc_pooled (in %), :data:`GAIN_COLUMNS` and folds. Picking the best
+    reference on the same test folds favours the reference."""
+    ok = cells[cells["status"] == "ok"]
+    rows = []
+    for (data, n), mine in ok.groupby(["data", "train_malicious"], dropna=False, sort=False):
+        by_cell = {(row.label, row.model): row for row in mine.itertuples()}
+        candidates = [by_cell[key] for key in references if key in by_cell]
+        for key in challengers:
+            cell = by_cell.get(key)
+            same = [r for r in candidates if cell is not None and r is not cell]
+            same = [r for r in same if len(r.fold_auc) == len(cell.fold_auc)]
+            if not same:
+                continue
+            best = max(same, key=lambda r: r.roc_auc_mean)
+            rows.append(
+                {
+                    "data": data,
+                    "train_malicious": n,
+                    "challenger": f"{cell.label} {cell.model}",
+                    "reference": f"{best.label} {best.model}",
+                    "challenger_auc": 100 * cell.roc_auc_mean,
+                    "reference_auc": 100 * best.roc_auc_mean,
+                    "challenger_pooled": 100 * cell.roc_auc_pooled,
+                    "reference_pooled": 100 * best.roc_auc_pooled,
+                    **_paired_gain(cell, best),
+                }
+            )
+    columns = ["data", "train_malicious", "challenger", "reference", "challenger_auc"]
+    columns += ["reference_auc", "challenger_pooled", "reference_pooled", *GAIN_COLUMNS, "folds"]
     return pd.DataFrame(rows, columns=columns)
 
 
