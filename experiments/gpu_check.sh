@@ -8,7 +8,8 @@
 #   3. the resampler and draw + features for flows at full size on cuda (goal: under 2 s);
 #   4. the Alchemy 4 pipeline benchmark on cuda at the slides' sizes (no pandas loop);
 #   5. one cell each of method=online with the DNN and with setnet on cuda (synthetic flows,
-#      3 folds): fresh draws and their features on the device every epoch.
+#      3 folds): fresh draws and their features on the device every epoch; and setnet on
+#      whole bags (method=original).
 #   bash experiments/gpu_check.sh [OUTDIR]        (PYTHON=... to pick the interpreter)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,8 @@ for model in dnn setnet; do
     step "online-$model-cuda" 120 "$py" -m alchemy_torch.app method=online model=$model \
         evaluation=quick device=cuda hydra.run.dir="$out/online-$model"
 done
+step original-setnet-cuda 90 "$py" -m alchemy_torch.app method=original model=setnet \
+    evaluation=quick device=cuda hydra.run.dir="$out/original-setnet"
 
 echo "== summary (logs in $out)"
 printf '%s\n' "${summary[@]}" | tee "$out/summary.log"
