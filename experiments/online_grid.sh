@@ -10,6 +10,7 @@
 # Then: python experiments/online_vs_fixed.py multirun/online-grid-*
 #   bash experiments/online_grid.sh [all|iot23|scarcity]...   (JOBS=2 cells at a time)
 #   DATA="synthetic-dns" JOBS=1 bash experiments/online_grid.sh all   (a share of the grid)
+#   NS="5 20" bash experiments/online_grid.sh scarcity                 (some N only)
 set -euo pipefail
 read -r -a SYNTHETIC <<<"${DATA:-synthetic-flows synthetic-http synthetic-dns}"
 
@@ -47,7 +48,7 @@ for part in "${@:-all iot23 scarcity}"; do
                 data.dataset.align_time=capture evaluation=capture evaluation.repeats=3
             ;;
         scarcity)
-            for n in 5 10 20; do
+            for n in ${NS:-5 10 20}; do
                 for data in "${SYNTHETIC[@]}"; do
                     cells multirun/online-grid-scarcity some data="$data" evaluation.repeats=2 \
                         evaluation.train_malicious="$n"
