@@ -259,6 +259,7 @@ def test_both_order_statistic_paths_match_reference(cells_per_value, monkeypatch
     """Min, median and max of packets and bytes per packet: from one integer sort per column
     (no histogram fits) or from the (segment, rank) histogram (every one fits)."""
     monkeypatch.setattr(segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
+    monkeypatch.setattr(segment, "GROUP_HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
     bags = Bags.from_records("flows", random_flows(n_records=300, seed=4))
     draws = Resampler(4, iterations=2, min_size=1).draw(bags, seed=6)
     check(FlowFeatures()(bags, draws), reference_matrix(bags, draws))

@@ -268,6 +268,7 @@ def test_group_value_runs_take_records_in_any_order(device, levels, cells_per_va
     """The same runs as segment_value_runs over the records sorted by group, and the offsets
     of those sorted records."""
     monkeypatch.setattr(ops.segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
+    monkeypatch.setattr(ops.segment, "GROUP_HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
     rng = np.random.default_rng(levels)
     n_groups = 40
     groups = torch.tensor(rng.integers(0, n_groups - 3, 300), device=device)  # some empty

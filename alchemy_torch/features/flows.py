@@ -275,7 +275,6 @@ class FlowFeatures(FeatureExtractor):
             # bytes: distinct sizes, their entropy and mode share, kurtosis
             n_f = offsets.diff().clamp(min=1).to(torch.float64)
             weight = count.to(torch.float64)
-            p = weight / n_f.index_select(0, run)
             mean = seg.segment_sum(v * weight, run_offsets) / n_f
             square = (v - mean.index_select(0, run)) ** 2
             m2 = seg.segment_sum(square * weight, run_offsets) / n_f
@@ -289,8 +288,9 @@ class FlowFeatures(FeatureExtractor):
                 [
                     nunique,
                     nunique / n_f,
-                    seg.segment_sum(-p * p.log(), run_offsets),
-                    seg.segment_max(p, run_offsets),
+                    # -sum p log p with p = c / n: log n - sum c log c / n
+                    n_f.log() - seg.segment_sum(weight * weight.log(), run_offsets) / n_f,
+                    seg.segment_max(weight, run_offsets) / n_f,
                     kurtosis,
                 ],
                 1,

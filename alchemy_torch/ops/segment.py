@@ -72,6 +72,7 @@ __all__ = [
     "gather_columns",
     "histogram_fits",
     "HISTOGRAM_CELLS_PER_VALUE",
+    "GROUP_HISTOGRAM_CELLS_PER_VALUE",
     "segment_median",
     "segment_nunique",
     "segment_runs",
@@ -363,10 +364,21 @@ def segment_quantile(
 HISTOGRAM_CELLS_PER_VALUE = 2
 
 
-def histogram_fits(n_seg: int, n_ranks: int, n_values: int) -> bool:
+#: :func:`group_value_runs` counts rather than sorts while its histogram has at most this many
+#: cells per value: its key sorts by value only, so the sort wins sooner (measured at 600k
+#: flows x K = 20: 0.25 takes ~15 % less time than 2 in ``features.flows``' sizes)
+GROUP_HISTOGRAM_CELLS_PER_VALUE = 0.25
+
+
+def histogram_fits(
+    n_seg: int, n_ranks: int, n_values: int, cells_per_value: float | None = None
+) -> bool:
     """Whether a (segment, rank) histogram should replace a sort of ``n_values`` values of
-    ``n_ranks`` levels in ``n_seg`` segments (it is small enough)."""
-    return n_seg * n_ranks <= HISTOGRAM_CELLS_PER_VALUE * n_values
+    ``n_ranks`` levels in ``n_seg`` segments (it is small enough): at most ``cells_per_value``
+    (default :data:`HISTOGRAM_CELLS_PER_VALUE`) cells per value."""
+    if cells_per_value is None:
+        cells_per_value = HISTOGRAM_CELLS_PER_VALUE
+    return n_seg * n_ranks <= cells_per_value * n_values
 
 
 def segment_value_runs(
@@ -401,7 +413,8 @@ def group_value_runs(
     [0, n_groups) need not be sorted, so a draw's records can stay in bag order.
 
     The group and the rank share one integer key ``group << b | rank`` (int32 when it fits),
-    counted by a histogram (:func:`histogram_fits`) or sorted by value only; group and rank
+    counted by a histogram (:func:`histogram_fits`, :data:`GROUP_HISTOGRAM_CELLS_PER_VALUE`)
+    or sorted by value only; group and rank
     are read back with a shift and a mask. Returns the (M,) int64 ranks and counts of the runs,
     ascending within each group, the (n_groups+1,) CSR offsets of the runs per group, the (M,)
     group of every run and the (n_groups+1,) offsets of the records had they been sorted by
@@ -411,7 +424,7 @@ def group_value_runs(
     bound = max(n_groups, 1) << bits
     dtype = torch.int32 if bound <= 2**31 else torch.int64
     key = (groups.to(dtype) << bits) | ranks.to(dtype)
-    if histogram_fits(n_groups, 1 << bits, ranks.numel()):
+    if histogram_fits(n_groups, 1 << bits, ranks.numel(), GROUP_HISTOGRAM_CELLS_PER_VALUE):
         histogram = torch.bincount(key, minlength=bound)
         cells = nonzero(histogram > 0)
         counts = histogram.index_select(0, cells)
