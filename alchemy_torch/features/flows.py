@@ -548,13 +548,11 @@ class _ByClient:
         key, order = seg.stable_argsort(
             flows.ids * n_clients + flows.field("client"), flows.n_draws * n_clients
         )
-        # one random gather for both fields
-        bin_in = ((bin_of_record << 1) | flows.inbound).index_select(0, order)
         return cls(
             key=key,
             order=order,
-            inbound=(bin_in & 1).bool(),
-            bin=bin_in >> 1,
+            inbound=flows.inbound.index_select(0, order),
+            bin=bin_of_record.index_select(0, order),
             new_client=seg.run_starts(key),
         )
 
