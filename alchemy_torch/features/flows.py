@@ -259,7 +259,8 @@ class FlowFeatures(FeatureExtractor):
         reads those runs, not the records.
         """
         n_draws = flows.n_draws
-        groups = flows.ids * 2 + flows.field("out")  # (draw, direction): in, then out
+        out = flows.field("out")
+        groups = flows.ids.to(out.dtype) * 2 + out  # (draw, direction): in, then out
         stats = []
         for c, levels in enumerate(flows.per_record["levels"]):
             level, count, run_offsets, run, offsets = seg.group_value_runs(

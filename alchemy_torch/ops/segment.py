@@ -449,16 +449,15 @@ def segment_sort_grid(x: Tensor, offsets: Tensor, quantum: float) -> Tensor:
         return x
     steps = x / quantum  # exact: a power-of-two scale
     bits = max(n_seg - 1, 1).bit_length()
-    top = float(steps.max())
-    if not (
-        0.0 <= float(steps.min())
-        and top < 2.0 ** (63 - bits)
-        and bool((steps == steps.floor()).all())
-    ):
+    low, top = (float(v) for v in torch.aminmax(steps))
+    if not 0.0 <= low <= top < 2.0 ** (63 - bits):  # also False for NaN
+        return segment_sort(x, offsets)
+    whole = steps.long()
+    if not bool((whole == steps).all()):
         return segment_sort(x, offsets)
     shift = max(int(top), 1).bit_length()
     ids = repeat(torch.arange(n_seg, device=x.device), offsets.diff(), x.numel())
-    ordered = sort_values((ids << shift) | steps.long(), n_seg << shift).long()
+    ordered = sort_values((ids << shift) | whole, n_seg << shift).long()
     return (ordered & ((1 << shift) - 1)).to(x.dtype) * quantum
 
 
