@@ -73,7 +73,8 @@ def polars_features(frame: pl.DataFrame, bin_seconds: float = 300.0) -> pl.DataF
         bin=((pl.col("ts") - pl.col("ts").min().over("draw")) / bin_seconds).floor()
     )
     per_client = binned.group_by("draw", "bin", "client").agg(
-        pl.len().alias("flows"), (2 * pl.col("inbound").sum() - pl.len()).abs().alias("unmatched")
+        pl.len().alias("flows"),
+        (2 * pl.col("inbound").sum().cast(pl.Int64) - pl.len()).abs().alias("unmatched"),
     )
     per_bin = per_client.group_by("draw", "bin").agg(
         pl.col("flows").sum(), pl.len().alias("clients"), pl.col("unmatched").sum()
