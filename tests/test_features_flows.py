@@ -259,7 +259,25 @@ def test_both_order_statistic_paths_match_reference(cells_per_value, monkeypatch
     """Min, median and max of packets and bytes per packet: from one integer sort per column
     (no histogram fits) or from the (segment, rank) histogram (every one fits)."""
     monkeypatch.setattr(segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
+    monkeypatch.setattr(segment, "GROUP_HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
     bags = Bags.from_records("flows", random_flows(n_records=300, seed=4))
+    draws = Resampler(4, iterations=2, min_size=1).draw(bags, seed=6)
+    check(FlowFeatures()(bags, draws), reference_matrix(bags, draws))
+    check(FlowFeatures()(bags), reference_matrix(bags, Draws.originals(bags)))
+
+
+@pytest.mark.parametrize("gaps", ["grid", "float"])
+def test_both_gap_sorts_match_reference(gaps, monkeypatch, device):
+    """Inter-arrival medians from one integer sort of gaps on the timestamps' grid (never the
+    float segment_sort), or from segment_sort where the grid does not hold (forced by an
+    off-grid quantum)."""
+    from alchemy_torch.features import flows
+
+    if gaps == "grid":
+        monkeypatch.setattr(segment, "segment_sort", None)
+    else:
+        monkeypatch.setattr(flows, "_gap_quantum", lambda _: 0.3)
+    bags = Bags.from_records("flows", random_flows(n_records=300, seed=4)).to(device)
     draws = Resampler(4, iterations=2, min_size=1).draw(bags, seed=6)
     check(FlowFeatures()(bags, draws), reference_matrix(bags, draws))
     check(FlowFeatures()(bags), reference_matrix(bags, Draws.originals(bags)))
@@ -402,21 +420,20 @@ def test_grouped_computation_is_exact(records, device):
 
 
 def test_per_record_levels_and_ranks(device):
-    from alchemy_torch.features.flows import _field, _per_record
+    from alchemy_torch.features.flows import _COLUMNS, _per_record
 
     df = random_flows(n_records=500, seed=8)
     df.loc[::7, "pkts"] = 0  # bytes / max(pkts, 1)
     bags = Bags.from_records("flows", df).to(device)
     cache = _per_record(bags)
+    column = dict(zip(_COLUMNS, cache["block"].long()))
     c = bags.columns
     pkts, size = c["pkts"].to(torch.float64), c["bytes"].to(torch.float64)
     for i, col in enumerate((pkts, size / pkts.clamp(min=1), size)):
         assert torch.equal(cache["levels"][i], torch.unique(col))
-        assert torch.equal(
-            cache["levels"][i][_field(cache["words"], cache["layout"], f"rank{i}")], col
-        )
+        assert torch.equal(cache["levels"][i][column[f"rank{i}"]], col)
     inbound = c["dst"] == c["server"]
     clients, client = torch.unique(torch.where(inbound, c["src"], c["dst"]), return_inverse=True)
-    assert torch.equal(_field(cache["words"], cache["layout"], "inbound").bool(), inbound)
-    assert torch.equal(_field(cache["words"], cache["layout"], "client"), client)
+    assert torch.equal(column["out"] == 0, inbound)
+    assert torch.equal(column["client"], client)
     assert cache["n_clients"] == clients.numel()

@@ -262,6 +262,55 @@ def test_value_runs_are_each_segments_distinct_values_counts_and_stats5(
     assert torch.equal(stats[:, 4], ops.segment_median(values, offsets)), "to the last bit"
 
 
+@pytest.mark.parametrize("cells_per_value", [0, 10**9], ids=["sorted", "histogram"])
+@pytest.mark.parametrize("levels", [1, 3, 50])
+def test_group_value_runs_take_records_in_any_order(device, levels, cells_per_value, monkeypatch):
+    """The same runs as segment_value_runs over the records sorted by group, and the offsets
+    of those sorted records."""
+    monkeypatch.setattr(ops.segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
+    monkeypatch.setattr(ops.segment, "GROUP_HISTOGRAM_CELLS_PER_VALUE", cells_per_value)
+    rng = np.random.default_rng(levels)
+    n_groups = 40
+    groups = torch.tensor(rng.integers(0, n_groups - 3, 300), device=device)  # some empty
+    ranks = torch.tensor(rng.integers(0, levels, 300), dtype=torch.int32, device=device)
+    got = ops.group_value_runs(ranks, levels, groups, n_groups)
+    order = torch.sort(groups, stable=True).indices
+    offsets = ops.offsets_from_lengths(torch.bincount(groups, minlength=n_groups))
+    want = ops.segment_value_runs(ranks[order].long(), levels, offsets)
+    for a, b in zip(got[:4], want):
+        assert torch.equal(a, b)
+    assert torch.equal(got[4], offsets)
+
+
+@pytest.mark.parametrize(
+    "quantum, step, shift, on_grid",
+    [(2.0**-22, 0.1, 1.6e9, True), (0.5, 0.5, 0.0, True), (0.3, 0.1, 0.0, False)]
+    + [(2.0**-60, 0.5, 0.0, False)],
+    ids=["timestamps", "grid", "off-grid", "too-wide"],
+)
+def test_sort_on_a_grid_equals_segment_sort(device, quantum, step, shift, on_grid, monkeypatch):
+    """On the grid: one integer sort, never segment_sort; off it (0.3 is no power of two) or
+    too wide for 63 bits: segment_sort itself. Either way its values, to the last bit."""
+    rng = np.random.default_rng(2)
+    ts = shift + np.round(rng.random(200) * 3600 / step) * step
+    gaps = torch.tensor(np.abs(np.diff(ts)), device=device)
+    offsets = torch.tensor([0, 0, 40, 41, 120, 199], device=device)
+    want = ops.segment_sort(gaps, offsets)
+    if on_grid:
+        monkeypatch.setattr(ops.segment, "segment_sort", None)
+    assert torch.equal(ops.segment_sort_grid(gaps, offsets, quantum), want)
+    assert ops.segment_sort_grid(gaps[:0], offsets[:1] * 0, quantum).numel() == 0
+    monkeypatch.undo()
+    negative = ops.segment_sort_grid(-gaps, offsets, quantum)
+    assert torch.equal(negative, ops.segment_sort(-gaps, offsets))
+
+
+def test_gather_columns_is_index_select_along_records(device):
+    block = torch.arange(30, dtype=torch.int32, device=device).view(3, 10)
+    rows = torch.tensor([9, 0, 0, 4], device=device)
+    assert torch.equal(ops.gather_columns(block, rows), block[:, rows])
+
+
 def test_offset_and_range_helpers(device):
     lengths = torch.tensor([2, 0, 3], device=device)
     offsets = ops.offsets_from_lengths(lengths)

@@ -35,6 +35,7 @@ materialised: memory follows the records, not the time span.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,8 +198,6 @@ class FlowFeatures(FeatureExtractor):
                 n_draws, len(self.features), dtype=torch.float64, device=segments.offsets.device
             )
         flows = _Flows.gather(segments)
-        dir_order, dir_ids, dir_offsets = _split_directions(flows)
-        dir_words = [w.index_select(0, dir_order) for w in flows.words]
         bins = _Bins.of(flows, float(self.bin_seconds))
         by_client = _ByClient.of(flows, bins.of_record)
         per_bin = _per_bin_counts(by_client, bins)
@@ -206,14 +205,17 @@ class FlowFeatures(FeatureExtractor):
         std = self._spread(std, mean)
         share = bins.offsets.diff().to(torch.float64) / bins.count.clamp(min=1)
         parts = [
-            self._flow_sizes(flows.per_record, dir_words, dir_ids, dir_offsets, n_draws),
-            self._access(by_client, flows.ts, flows.per_record["n_clients"], n_draws),
+            self._flow_sizes(flows),
+            self._access(by_client, flows),
             self._unmatched(flows, bins, per_bin[:, 2], mean[:, 2], std[:, 2]),
             torch.stack([mean[:, 0], std[:, 0], low[:, 0], high[:, 0], median[:, 0], share], 1),
             torch.stack([mean[:, 1], std[:, 1], low[:, 1], high[:, 1], median[:, 1]], 1),
         ]
         if self.disclosure_autocorr:
-            sizes = flows.per_record["levels"][2].index_select(0, flows.field("rank2", dir_words))
+            dir_order, dir_ids = _split_directions(flows)
+            sizes = flows.per_record["levels"][2].index_select(
+                0, flows.field("rank2").index_select(0, dir_order).long()
+            )
             parts.append(
                 self._autocorrelation(
                     sizes,
@@ -247,24 +249,22 @@ class FlowFeatures(FeatureExtractor):
             torch.zeros_like(std),
         )
 
-    def _flow_sizes(
-        self, per_record: dict, words: list[Tensor], ids: Tensor, offsets: Tensor, n_draws: int
-    ) -> Tensor:
-        """(P, 30) features 1-3 over 2P direction segments: ``words`` the records' packed per-record
-        fields, ``ids`` (R,) the segment of each.
+    def _flow_sizes(self, flows: "_Flows") -> Tensor:
+        """(P, 30) features 1-3 over the 2P (draw, direction) groups, records in bag order.
 
         The per-record ranks of [pkts, bytes_per_pkt, bytes] into the sorted distinct ``levels``
-        of each column (cached once per Bags) give every segment's distinct values and their
-        counts (:func:`~alchemy_torch.ops.segment.segment_value_runs`: a (segment, rank)
-        histogram where a column has few levels, else one integer sort); every statistic then
+        of each column (cached once per Bags) give every group's distinct values and their
+        counts (:func:`~alchemy_torch.ops.segment.group_value_runs`: a (group, rank) histogram
+        where a column has few levels, else one integer sort of values); every statistic then
         reads those runs, not the records.
         """
-        n_f = offsets.diff().clamp(min=1).to(torch.float64)
+        n_draws = flows.n_draws
+        out = flows.field("out")
+        groups = flows.ids.to(out.dtype) * 2 + out  # (draw, direction): in, then out
         stats = []
-        for c, levels in enumerate(per_record["levels"]):
-            ranks = _field(words, per_record["layout"], f"rank{c}")
-            level, count, run_offsets, run = seg.segment_value_runs(
-                ranks, levels.numel(), offsets, ids
+        for c, levels in enumerate(flows.per_record["levels"]):
+            level, count, run_offsets, run, offsets = seg.group_value_runs(
+                flows.field(f"rank{c}"), levels.numel(), groups, 2 * n_draws
             )
             v = levels.index_select(0, level)
             if c < 2:  # packets, bytes per packet: stats5
@@ -274,8 +274,8 @@ class FlowFeatures(FeatureExtractor):
                 stats.append(torch.stack([mean, self._spread(std, mean), low, high, median], 1))
                 continue
             # bytes: distinct sizes, their entropy and mode share, kurtosis
+            n_f = offsets.diff().clamp(min=1).to(torch.float64)
             weight = count.to(torch.float64)
-            p = weight / n_f.index_select(0, run)
             mean = seg.segment_sum(v * weight, run_offsets) / n_f
             square = (v - mean.index_select(0, run)) ** 2
             m2 = seg.segment_sum(square * weight, run_offsets) / n_f
@@ -289,35 +289,37 @@ class FlowFeatures(FeatureExtractor):
                 [
                     nunique,
                     nunique / n_f,
-                    seg.segment_sum(-p * p.log(), run_offsets),
-                    seg.segment_max(p, run_offsets),
+                    # -sum p log p with p = c / n: log n - sum c log c / n
+                    n_f.log() - seg.segment_sum(weight * weight.log(), run_offsets) / n_f,
+                    seg.segment_max(weight, run_offsets) / n_f,
                     kurtosis,
                 ],
                 1,
             )
-        stats = (
-            torch.stack(stats, 1).reshape(2, n_draws, 2, 5).permute(1, 2, 0, 3).reshape(n_draws, 20)
-        )
-        return torch.cat(
-            [stats, unique.reshape(2, n_draws, 5).permute(1, 0, 2).reshape(n_draws, 10)], 1
-        )
+        # (draw, direction, column, 5) -> (draw, column, direction, 5)
+        stats = torch.stack(stats, 1).reshape(n_draws, 2, 2, 5).transpose(1, 2)
+        return torch.cat([stats.reshape(n_draws, 20), unique.reshape(n_draws, 10)], 1)
 
-    def _access(self, by_client: "_ByClient", ts: Tensor, n_clients: int, n_draws: int) -> Tensor:
-        """(P, 5) feature 4: inter-arrival statistics of the clients with >= 2 in-flows."""
-        clients = seg.run_offsets(by_client.key)  # every (draw, client)
+    def _access(self, by_client: "_ByClient", flows: "_Flows") -> Tensor:
+        """(P, 5) feature 4: inter-arrival statistics of the clients with >= 2 in-flows.
+
+        The gaps of every client are sorted by one integer sort of (client, gap / quantum)
+        where they lie on the grid of the timestamps' spacing (:func:`_gap_quantum`), else by
+        :func:`~alchemy_torch.ops.segment.segment_sort`; both give the same values.
+        """
+        n_clients, n_draws = flows.per_record["n_clients"], flows.n_draws
+        clients = seg.nonzero(by_client.new_client)  # every (draw, client)
         distinct = torch.bincount(
-            torch.div(
-                by_client.key.index_select(0, clients[:-1]), n_clients, rounding_mode="floor"
-            ),
+            torch.div(by_client.key.index_select(0, clients), n_clients, rounding_mode="floor"),
             minlength=n_draws,
         ).to(torch.float64)
         in_pos = seg.nonzero(by_client.inbound)
         key = by_client.key.index_select(0, in_pos)
         groups = seg.run_offsets(key)  # the in-flows of every (draw, client), in time order
         diffs, diff_offsets = seg.segment_diff(
-            ts.index_select(0, by_client.order.index_select(0, in_pos)), groups
+            flows.ts.index_select(0, by_client.order.index_select(0, in_pos)), groups
         )
-        ordered = seg.segment_sort(diffs, diff_offsets)
+        ordered = seg.segment_sort_grid(diffs, diff_offsets, _gap_quantum(flows))
         stats = torch.stack(
             [
                 seg.segment_first(ordered, diff_offsets),
@@ -335,7 +337,7 @@ class FlowFeatures(FeatureExtractor):
             key.index_select(0, groups.index_select(0, regular)), n_clients, rounding_mode="floor"
         )
         n_regular = torch.bincount(draw, minlength=n_draws).to(torch.float64)
-        total = torch.zeros(n_draws, 4, dtype=torch.float64, device=ts.device).index_add_(
+        total = torch.zeros(n_draws, 4, dtype=torch.float64, device=diffs.device).index_add_(
             0, draw, stats.index_select(0, regular)
         )
         return torch.cat(
@@ -460,15 +462,12 @@ class _Flows:
     offsets: Tensor  # (P+1,) CSR of the draws
     ids: Tensor  # (R,) draw of every record
     ts: Tensor  # (R,)
-    per_record: dict  # the Bags' packed per-record fields, see _per_record
-    words: list[Tensor]  # those fields' words at the gathered records
-    inbound: Tensor  # (R,) bool: client -> server
-    client: Tensor  # (R,) int64 dense client index
+    per_record: dict  # the Bags' per-record columns, see _per_record
+    columns: Tensor  # (F, R) those columns at the gathered records, one contiguous block
 
     @classmethod
     def gather(cls, segments: Segments) -> "_Flows":
         per_record = _per_record(segments.bags)
-        words = [w.index_select(0, segments.rows) for w in per_record["words"]]
         return cls(
             bags=segments.bags,
             rows=segments.rows,
@@ -476,29 +475,33 @@ class _Flows:
             ids=segments.ids,
             ts=segments.bags.columns["ts"].index_select(0, segments.rows),
             per_record=per_record,
-            words=words,
-            inbound=_field(words, per_record["layout"], "inbound").bool(),
-            client=_field(words, per_record["layout"], "client"),
+            columns=seg.gather_columns(per_record["block"], segments.rows),
         )
 
     @property
     def n_draws(self) -> int:
         return self.offsets.numel() - 1
 
-    def field(self, name: str, words: list[Tensor] | None = None) -> Tensor:
-        """(R,) int64 packed field ``name`` of the gathered records (or of reordered ``words``)."""
-        return _field(self.words if words is None else words, self.per_record["layout"], name)
+    def field(self, name: str) -> Tensor:
+        """(R,) integer column ``name`` (see :func:`_per_record`) of the gathered records."""
+        return self.columns[_COLUMNS.index(name)]
+
+    @property
+    def inbound(self) -> Tensor:
+        """(R,) bool: client -> server."""
+        return self.field("out") == 0
 
 
-def _split_directions(flows: _Flows) -> tuple[Tensor, Tensor, Tensor]:
+def _split_directions(flows: _Flows) -> tuple[Tensor, Tensor]:
     """Segments (in, draw 0..P-1) then (out, draw 0..P-1), time order kept.
 
-    Returns (R,) order of the records, (R,) segment of each and the (2P+1,) offsets.
+    Returns (R,) order of the records and (R,) segment of each.
     """
-    order = torch.cat([seg.nonzero(flows.inbound), seg.nonzero(~flows.inbound)])
+    inbound = flows.inbound
+    order = seg.concat([seg.nonzero(inbound), seg.nonzero(~inbound)])
     ids = flows.ids.index_select(0, order)
-    ids[int(flows.inbound.sum()) :] += flows.n_draws
-    return order, ids, seg.offsets_from_ids(ids, 2 * flows.n_draws)
+    ids[int(inbound.sum()) :] += flows.n_draws
+    return order, ids
 
 
 @dataclass
@@ -515,12 +518,16 @@ class _Bins:
     def of(cls, flows: _Flows, bin_seconds: float) -> "_Bins":
         first = seg.segment_first(flows.ts, flows.offsets)
         index = torch.floor((flows.ts - first.index_select(0, flows.ids)) / bin_seconds).long()
-        count = torch.where(flows.offsets.diff() > 0, seg.segment_last(index, flows.offsets) + 1, 0)
-        runs = seg.run_offsets(flows.ids, index)
+        lengths = flows.offsets.diff()
+        count = torch.where(lengths > 0, seg.segment_last(index, flows.offsets) + 1, 0)
+        # a bin starts where the index changes within a draw, and at every draw's first record
+        start = seg.run_starts(index)
+        start[flows.offsets[:-1][lengths > 0]] = True
+        runs = seg.concat([seg.nonzero(start), index.new_full((1,), index.numel())])
         return cls(
             index=index,
             count=count,
-            of_record=seg.segment_ids(runs, index.numel()),
+            of_record=start.cumsum(0) - 1,
             offsets=seg.offsets_from_ids(flows.ids.index_select(0, runs[:-1]), flows.n_draws),
             flows=runs.diff(),
         )
@@ -534,21 +541,27 @@ class _ByClient:
     order: Tensor  # (R,) position of every sorted record among the gathered ones
     inbound: Tensor  # (R,) bool
     bin: Tensor  # (R,) non-empty bin (see _Bins.of_record)
+    new_client: Tensor  # (R,) bool: the first record of a (draw, client)
 
     @classmethod
     def of(cls, flows: _Flows, bin_of_record: Tensor) -> "_ByClient":
         n_clients = flows.per_record["n_clients"]
         key, order = seg.stable_argsort(
-            flows.ids * n_clients + flows.client, flows.n_draws * n_clients
+            flows.ids * n_clients + flows.field("client"), flows.n_draws * n_clients
         )
-        # one random gather for both fields
-        bin_in = ((bin_of_record << 1) | flows.inbound).index_select(0, order)
-        return cls(key=key, order=order, inbound=(bin_in & 1).bool(), bin=bin_in >> 1)
+        return cls(
+            key=key,
+            order=order,
+            inbound=flows.inbound.index_select(0, order),
+            bin=bin_of_record.index_select(0, order),
+            new_client=seg.run_starts(key),
+        )
 
 
 def _per_bin_counts(by_client: _ByClient, bins: _Bins) -> Tensor:
     """(nb, 3) int64 flows, distinct clients and sum over clients of |#in - #out| per bin."""
-    triples = seg.run_offsets(by_client.key, by_client.bin)  # every (draw, client, bin)
+    start = seg.run_starts(by_client.bin) | by_client.new_client  # every (draw, client, bin)
+    triples = seg.concat([seg.nonzero(start), by_client.bin.new_full((1,), start.numel())])
     triple_bin = by_client.bin.index_select(0, triples[:-1])
     n_bins = bins.flows.numel()
     clients = torch.bincount(triple_bin, minlength=n_bins)
@@ -561,12 +574,16 @@ def _per_bin_counts(by_client: _ByClient, bins: _Bins) -> Tensor:
 
 
 # ---------------------------------------------------------------------- helpers
+#: the rows of the per-record block (:func:`_per_record`)
+_COLUMNS = ("client", "out", "rank0", "rank1", "rank2")
+
+
 def _per_record(bags: Bags) -> dict:
     """Per-record values that never change under resampling, computed once per Bags.
 
-    Fields, bit-packed into as few (N,) int64 ``words`` as fit (one gather per word serves them
-    all; ``layout`` maps a field to (word, shift, mask), read with :func:`_field`): inbound (0/1);
-    client, the dense client index (n_clients of them); rank0..rank2, the index of each of
+    ``block`` (5, N), int32 where every bound fits (else int64), one row per column of
+    :data:`_COLUMNS` (one gather per chunk serves them all): client, the dense client index
+    (n_clients of them); out, 1 for server -> client; rank0..rank2, the index of each of
     [pkts, bytes / max(pkts, 1), bytes] into ``levels``, the sorted distinct float64 values of
     that column (so ``levels[c][rank_c]`` is the value itself).
     """
@@ -585,44 +602,26 @@ def _per_record(bags: Bags) -> dict:
         ).clamp(min=1)
         levels_r, rank_r = torch.unique(per_pair, return_inverse=True)
         levels = (levels_p, levels_r, levels_b)
-        ranks = (rank_p, rank_r.int().index_select(0, pair), rank_b)
-        fields = {"inbound": (inbound, 2), "client": (client, n_clients)}
-        fields.update(
-            {f"rank{i}": (rank, lv.numel()) for i, (rank, lv) in enumerate(zip(ranks, levels))}
-        )
-        words, layout = _pack(fields)
-        return {
-            "words": words,
-            "layout": layout,
-            "n_clients": max(n_clients, 1),
-            "levels": list(levels),
-        }
+        ranks = (rank_p, rank_r.index_select(0, pair), rank_b)
+        fits = max(n_clients, *(lv.numel() for lv in levels)) < 2**31
+        dtype = torch.int32 if fits else torch.int64
+        block = torch.stack([client.to(dtype), (~inbound).to(dtype), *(r.to(dtype) for r in ranks)])
+        return {"block": block, "n_clients": max(n_clients, 1), "levels": list(levels)}
 
     return bags.cached("flows.per_record", build)
 
 
-def _pack(
-    fields: dict[str, tuple[Tensor, int]],
-) -> tuple[list[Tensor], dict[str, tuple[int, int, int]]]:
-    """Bit-pack non-negative integer fields (values, exclusive bound) into <= 63-bit int64 words."""
-    words: list[Tensor] = []
-    layout: dict[str, tuple[int, int, int]] = {}
-    used = 63
-    for name, (values, bound) in fields.items():
-        bits = max(int(bound) - 1, 1).bit_length()
-        if used + bits > 63:
-            words.append(torch.zeros(values.numel(), dtype=torch.int64, device=values.device))
-            used = 0
-        words[-1] |= values.long() << used
-        layout[name] = (len(words) - 1, used, (1 << bits) - 1)
-        used += bits
-    return words, layout
-
-
-def _field(words: list[Tensor], layout: dict, name: str) -> Tensor:
-    """(R,) int64 field ``name`` of the gathered packed ``words``."""
-    word, shift, mask = layout[name]
-    return (words[word] >> shift) & mask if shift else words[word] & mask
+def _gap_quantum(flows: _Flows) -> float:
+    """The spacing of float64 numbers at the smallest non-zero |timestamp| among the draws'
+    first and last ones (1.0 when all are 0): the timestamps, and so their gaps, are multiples of
+    it unless a draw crosses 0 (:func:`~alchemy_torch.ops.segment.segment_sort_grid` checks)."""
+    ends = torch.cat(
+        [seg.segment_first(flows.ts, flows.offsets), seg.segment_last(flows.ts, flows.offsets)]
+    ).abs()
+    smallest = float(torch.where(ends > 0, ends, torch.full_like(ends, math.inf)).min())
+    if math.isinf(smallest):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(smallest)[1] - 53)
 
 
 def _dense_codes(codes: Tensor) -> tuple[Tensor, Tensor]:
