@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alchemy_torch.ops.segment import on_host
+import alchemy_torch.ops.segment as _segment
 
 __all__ = [
     "KERNELS_ENV",
@@ -56,9 +56,9 @@ def compiled_kernels(on: bool = True) -> Iterator[None]:
 
 
 def enabled(x: Tensor) -> bool:
-    """Whether ``x`` takes a compiled kernel: on the host (:func:`on_host`), numba present,
-    kernels on."""
-    return _on and on_host(x) and available()
+    """Whether ``x`` takes a compiled kernel: on the host
+    (:func:`~alchemy_torch.ops.segment.on_host`), numba present, kernels on."""
+    return _on and _segment.on_host(x) and available()
 
 
 def _band_split(keys, cand_offsets, low, high, band):
@@ -107,6 +107,47 @@ def _select_smallest_keys(
         for i in range(start, cand_offsets[d + 1]):
             out[w] = row + i
             w += keys[i] < cut
+
+
+def _value_runs(ranks, n_ranks, offsets, level, counts, run_offsets, run_seg):
+    """The loop of :func:`segment_value_runs` (numba-compiled, numpy arrays); ``level``,
+    ``counts``, ``run_seg`` (N,) out, ``run_offsets`` (S+1,) out; returns the runs M."""
+    hist = np.zeros(n_ranks, np.int64)
+    touched = np.empty(ranks.size + 1, ranks.dtype)  # + 1: branch-free writes run one ahead
+    m = 0
+    run_offsets[0] = 0
+    for s in range(offsets.size - 1):
+        values = ranks[offsets[s] : offsets[s + 1]]
+        if n_ranks <= 4 * values.size:  # count, then read the levels in order
+            for r in values:
+                hist[r] += 1
+            for r in range(n_ranks):
+                if hist[r]:
+                    level[m], counts[m], run_seg[m] = r, hist[r], s
+                    hist[r] = 0
+                    m += 1
+        else:  # count, then sort the distinct levels only
+            distinct = 0
+            for r in values:
+                touched[distinct] = r
+                distinct += hist[r] == 0
+                hist[r] += 1
+            for r in np.sort(touched[:distinct]):
+                level[m], counts[m], run_seg[m] = r, hist[r], s
+                hist[r] = 0
+                m += 1
+        run_offsets[s + 1] = m
+    return m
+
+
+def _segment_diff(x, offsets, out):
+    """The loop of :func:`segment_diff` (numba-compiled, numpy arrays); ``out`` (N,) out."""
+    w = 0
+    for s in range(offsets.size - 1):
+        for i in range(offsets[s] + 1, offsets[s + 1]):
+            out[w] = x[i] - x[i - 1]
+            w += 1
+    return w
 
 
 def _empty(n: int) -> np.ndarray:
@@ -162,3 +203,24 @@ def select_smallest_keys(
     out = _empty(int(out_offsets[-1]) + 1)  # + 1: branch-free writes run one ahead
     _compiled("_select_smallest_keys")(*(a.numpy() for a in arrays), out)
     return torch.from_numpy(out[:-1])
+
+
+def segment_value_runs(ranks: Tensor, n_ranks: int, offsets: Tensor):
+    """:func:`~alchemy_torch.ops.segment.segment_value_runs` in one pass per segment: a
+    histogram of its ranks, read in rank order where ``n_ranks`` is small against its length,
+    else by sorting its distinct ranks only."""
+    n = ranks.numel()
+    level, counts, run_seg = (np.empty(n, np.int64) for _ in range(3))
+    run_offsets = np.empty(offsets.numel(), np.int64)
+    m = _compiled("_value_runs")(
+        ranks.numpy(), n_ranks, offsets.numpy(), level, counts, run_offsets, run_seg
+    )
+    return tuple(torch.from_numpy(a) for a in (level[:m], counts[:m], run_offsets, run_seg[:m]))
+
+
+def segment_diff(x: Tensor, offsets: Tensor) -> Tensor:
+    """(N - S_nonempty,) differences of consecutive values within the segments of a 1-d
+    ``x`` (:func:`~alchemy_torch.ops.segment.segment_diff`)."""
+    out = np.empty(x.numel(), x.numpy().dtype)
+    w = _compiled("_segment_diff")(x.numpy(), offsets.numpy(), out)
+    return torch.from_numpy(out[:w])
