@@ -38,6 +38,7 @@ KERNELS_ENV = "ALCHEMY_TORCH_KERNELS"
 _on = os.environ.get(KERNELS_ENV, "1") not in ("", "0")
 
 
+@cache
 def available() -> bool:
     """Whether numba is installed (the kernels can be compiled)."""
     return importlib.util.find_spec("numba") is not None
