@@ -3,10 +3,10 @@
 Draws ``bench_features.py``'s synthetic flows (``--scale`` of the slides' 15M flows, K = 20,
 option 4), extracts their features once while recording every call of
 ``ops.segment_value_runs`` and ``ops.segment_diff`` (the primitives with a compiled kernel),
-then times each recorded call on three paths, best of ``--runs``: the numpy path (compiled
-kernels off), the numba kernel (``alchemy_torch.ops.kernels``) and ``torch.compile`` of the
-torch path (``ops.device_branches``, inductor on the CPU; its compile time apart). Checks
-that the three agree value by value.
+then times the recorded calls on three paths taking turns, best of ``--runs``: the numpy path
+(compiled kernels off), the numba kernel (``alchemy_torch.ops.kernels``) and
+``torch.compile`` of the torch path (``ops.device_branches``, inductor on the CPU); first
+calls (compiling) apart. Checks that the three agree value by value.
 
     OMP_NUM_THREADS=1 python experiments/bench_kernels.py [--scale 0.04] [--runs 3]
 """
@@ -50,14 +50,18 @@ def record(bags, draws) -> dict[str, list[tuple]]:
     return calls
 
 
-def best(fn, calls, runs: int) -> tuple[float, list]:
-    """Best total seconds of ``fn`` over all ``calls`` in ``runs`` runs, and the last outputs."""
-    times = []
+def interleaved(paths: dict, calls: list[tuple], runs: int) -> tuple[dict, dict]:
+    """Best total seconds of every path over all ``calls``, the paths taking turns run by run
+    (all see the same load), and each path's last outputs. ``paths``: name -> (fn, context)."""
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    outputs = {}
     for _ in range(runs):
-        start = time.perf_counter()
-        out = [fn(*args) for args in calls]
-        times.append(time.perf_counter() - start)
-    return min(times), out
+        for name, (fn, context) in paths.items():
+            with context():
+                start = time.perf_counter()
+                outputs[name] = [fn(*args) for args in calls]
+                seconds[name].append(time.perf_counter() - start)
+    return {name: min(s) for name, s in seconds.items()}, outputs
 
 
 def same(a, b) -> bool:
@@ -80,23 +84,27 @@ def main() -> None:
     )
     for name, recorded in calls.items():
         fn = getattr(seg, name)
-        with kernels.compiled_kernels(False):
-            numpy_s, reference = best(fn, recorded, args.runs)
-        with kernels.compiled_kernels(True):
-            fn(*recorded[0])  # compile or load the kernel
-            numba_s, out = best(fn, recorded, args.runs)
-        line = f"{name}: {len(recorded)} calls; numpy {numpy_s:.3f} s, numba {numba_s:.3f} s"
-        agree = all(same(a, b) for a, b in zip(out, reference))
+        paths = {
+            "numpy": (fn, lambda: kernels.compiled_kernels(False)),
+            "numba": (fn, lambda: kernels.compiled_kernels(True)),
+        }
+        compile_s = {}
         if not args.no_compile:
-            compiled = torch.compile(fn, dynamic=True)
-            with ops.device_branches():
+            paths["torch.compile"] = (torch.compile(fn, dynamic=True), ops.device_branches)
+        for path, (call, context) in paths.items():  # compile (or load) every path first
+            with context():
                 start = time.perf_counter()
-                compiled(*recorded[0])
-                compile_s = time.perf_counter() - start
-                torch_s, out = best(compiled, recorded, args.runs)
-            agree &= all(same(a, b) for a, b in zip(out, reference))
-            line += f", torch.compile {torch_s:.3f} s (+ {compile_s:.1f} s compiling)"
-        print(f"{line}; equal: {agree} (load {os.getloadavg()[0]:.1f})")
+                call(*recorded[0])
+                compile_s[path] = time.perf_counter() - start
+        seconds, outputs = interleaved(paths, recorded, args.runs)
+        agree = all(same(a, b) for out in outputs.values() for a, b in zip(out, outputs["numpy"]))
+        timings = ", ".join(
+            f"{path} {s:.3f} s (first call {compile_s[path]:.1f} s)" for path, s in seconds.items()
+        )
+        print(
+            f"{name}: {len(recorded)} calls; {timings}; equal: {agree} "
+            f"(load {os.getloadavg()[0]:.1f})"
+        )
 
 
 if __name__ == "__main__":
