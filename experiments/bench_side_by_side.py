@@ -4,7 +4,7 @@ Each revision's ``alchemy_torch`` is extracted (``git archive``) and imported by
 worker process, which builds ``bench_resample.py``'s bags once (same seed, same bags) and,
 after one untimed draw of small bags (compiled kernels compile or load there), times one pass
 of ``Resampler.iter_draws`` per request. The runs alternate (A, B, B, A, ...) so that both
-sides see the same load. Prints every run, the median per revision and the
+sides see the same load. Prints every run (wall and CPU seconds), the medians per revision and the
 ratio of medians B / A, with the core count and the load average.
 
     python experiments/bench_side_by_side.py 3f0a5ce b598597 [--runs 5] [--records 15000000]
@@ -83,6 +83,7 @@ def main() -> None:
         for revision, worker in workers.items():  # each imported its own revision's package
             assert worker.stdout.readline().startswith(str(Path(tmp) / revision)), revision
         seconds = {revision: [] for revision in workers}
+        cpu = {revision: [] for revision in workers}
         peak = {}
         for i in range(args.runs):
             for revision in (args.a, args.b) if i % 2 == 0 else (args.b, args.a):
@@ -91,14 +92,21 @@ def main() -> None:
                 worker.stdin.flush()
                 out = json.loads(worker.stdout.readline())
                 seconds[revision].append(out["seconds"])
+                cpu[revision].append(out["cpu_seconds"])
                 peak[revision] = out["peak_rss_gb"]
-                print(f"{revision}: {out['seconds']:.2f} s (load {os.getloadavg()[0]:.1f})")
+                print(
+                    f"{revision}: {out['seconds']:.2f} s, {out['cpu_seconds']:.2f} CPU s "
+                    f"(load {os.getloadavg()[0]:.1f})"
+                )
         for worker in workers.values():
             worker.stdin.close()
             worker.wait()
     median = {r: statistics.median(s) for r, s in seconds.items()}
     for revision in workers:
-        print(f"{revision}: median {median[revision]:.2f} s, peak RSS {peak[revision]:.2f} GB")
+        print(
+            f"{revision}: median {median[revision]:.2f} s, "
+            f"{statistics.median(cpu[revision]):.2f} CPU s, peak RSS {peak[revision]:.2f} GB"
+        )
     print(
         f"ratio of medians {args.b} / {args.a}: {median[args.b] / median[args.a]:.2f} "
         f"({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end)"
