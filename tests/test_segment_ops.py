@@ -348,3 +348,13 @@ def test_compiled_kernels_equal_their_fallbacks(levels):
         with kernels.compiled_kernels(False):
             fallback = fn(*args)
         assert all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(compiled, fallback))
+
+
+@pytest.mark.parametrize("rank", [-1, 7])
+def test_compiled_value_runs_reject_ranks_out_of_range(rank):
+    """A rank outside [0, n_ranks) raises rather than writes out of bounds (sorted distinct
+    ranks for -1 of 100 levels, the histogram for 7 of 3)."""
+    pytest.importorskip("numba")
+    offsets = torch.tensor([0, 2, 3])
+    with kernels.compiled_kernels(True), pytest.raises(ValueError, match="ranks must lie in"):
+        ops.segment_value_runs(torch.tensor([0, rank, 1]), 100 if rank < 0 else 3, offsets)

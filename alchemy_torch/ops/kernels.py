@@ -121,6 +121,8 @@ def _value_runs(ranks, n_ranks, offsets, level, counts, run_offsets, run_seg):
         values = ranks[offsets[s] : offsets[s + 1]]
         if n_ranks <= 4 * values.size:  # count, then read the levels in order
             for r in values:
+                if r < 0 or r >= n_ranks:  # never taken: predicted; guards the writes
+                    raise ValueError("ranks must lie in [0, n_ranks)")
                 hist[r] += 1
             for r in range(n_ranks):
                 if hist[r]:
@@ -130,6 +132,8 @@ def _value_runs(ranks, n_ranks, offsets, level, counts, run_offsets, run_seg):
         else:  # count, then sort the distinct levels only
             distinct = 0
             for r in values:
+                if r < 0 or r >= n_ranks:
+                    raise ValueError("ranks must lie in [0, n_ranks)")
                 touched[distinct] = r
                 distinct += hist[r] == 0
                 hist[r] += 1
