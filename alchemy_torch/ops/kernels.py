@@ -31,6 +31,8 @@ __all__ = [
     "enabled",
     "band_split",
     "select_smallest_keys",
+    "segment_value_runs",
+    "segment_diff",
 ]
 
 #: Environment variable: ``0`` starts with the compiled kernels off (the numpy/torch paths)
@@ -155,11 +157,18 @@ def _segment_diff(x, offsets, out):
     return w
 
 
-def _empty(n: int) -> np.ndarray:
-    """(n,) int64 uninitialised, allocated by numpy: it asks for huge pages where the kernel
-    offers them (first writes to fresh memory fault per page: 4 KiB pages cost the selection
-    about 2 ns a candidate here, twice its loop)."""
-    return np.empty(n, np.int64)
+def _empty(n: int, dtype=np.int64) -> np.ndarray:
+    """(n,) uninitialised, allocated by numpy: it asks for huge pages where the kernel offers
+    them (first writes to fresh memory fault per page: 4 KiB pages cost the selection about
+    2 ns a candidate here, twice its loop)."""
+    return np.empty(n, dtype)
+
+
+def _shrunk(a: np.ndarray, n: int) -> Tensor:
+    """The first ``n`` values of a kernel's output ``a``, the rest of its memory given back
+    (a reallocation in place, no copy)."""
+    a.resize(n, refcheck=False)
+    return torch.from_numpy(a)
 
 
 @cache
@@ -180,7 +189,7 @@ def band_split(keys: Tensor, cand_offsets: Tensor, low: Tensor, high: Tensor):
     below, inside, n_band = _compiled("_band_split")(
         keys.numpy(), cand_offsets.numpy(), low.numpy(), high.numpy(), band
     )
-    return torch.from_numpy(below), torch.from_numpy(inside), torch.from_numpy(band[:n_band])
+    return torch.from_numpy(below), torch.from_numpy(inside), _shrunk(band, n_band)
 
 
 def select_smallest_keys(
@@ -199,33 +208,31 @@ def select_smallest_keys(
     band by (key, tie-break, position). Overwrites ``keys``.
 
     ``keys`` (E,) uint8, ``cand_offsets`` (P+1,) int64 the draws' candidates; ``low`` (P,)
-    uint8 where the band starts, ``band`` the
-    band's positions and ``band_offsets`` (P+1,) each draw's share (:func:`band_split`);
-    ``need`` (P,) int64 (at most the band's size); ``tie`` (sum band,) float64 the band's
-    tie-breaks; ``first`` (P,) int64; ``out_offsets`` (P+1,) int64 (``m`` per draw).
+    uint8 where the band starts, ``band`` the band's positions and ``band_offsets`` (P+1,)
+    each draw's share (:func:`band_split`); ``need`` (P,) int64 (at most the band's size);
+    ``tie`` (sum band,) float64 the band's tie-breaks; ``first`` (P,) int64; ``out_offsets``
+    (P+1,) int64 (``m`` per draw).
     """
     arrays = (keys, cand_offsets, low, band, band_offsets, need, tie, first, out_offsets)
     out = _empty(int(out_offsets[-1]) + 1)  # + 1: branch-free writes run one ahead
     _compiled("_select_smallest_keys")(*(a.numpy() for a in arrays), out)
-    return torch.from_numpy(out[:-1])
+    return _shrunk(out, out.size - 1)
 
 
 def segment_value_runs(ranks: Tensor, n_ranks: int, offsets: Tensor):
     """:func:`~alchemy_torch.ops.segment.segment_value_runs` in one pass per segment: a
     histogram of its ranks, read in rank order where ``n_ranks`` is small against its length,
     else by sorting its distinct ranks only."""
-    n = ranks.numel()
-    level, counts, run_seg = (np.empty(n, np.int64) for _ in range(3))
-    run_offsets = np.empty(offsets.numel(), np.int64)
+    level, counts, run_seg = (_empty(ranks.numel()) for _ in range(3))
+    run_offsets = _empty(offsets.numel())
     m = _compiled("_value_runs")(
         ranks.numpy(), n_ranks, offsets.numpy(), level, counts, run_offsets, run_seg
     )
-    return tuple(torch.from_numpy(a) for a in (level[:m], counts[:m], run_offsets, run_seg[:m]))
+    return _shrunk(level, m), _shrunk(counts, m), torch.from_numpy(run_offsets), _shrunk(run_seg, m)
 
 
 def segment_diff(x: Tensor, offsets: Tensor) -> Tensor:
     """(N - S_nonempty,) differences of consecutive values within the segments of a 1-d
     ``x`` (:func:`~alchemy_torch.ops.segment.segment_diff`)."""
-    out = np.empty(x.numel(), x.numpy().dtype)
-    w = _compiled("_segment_diff")(x.numpy(), offsets.numpy(), out)
-    return torch.from_numpy(out[:w])
+    out = _empty(x.numel(), x.numpy().dtype)
+    return _shrunk(out, _compiled("_segment_diff")(x.numpy(), offsets.numpy(), out))
