@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Callable, Iterator
 
 import numpy as np
@@ -11,15 +12,16 @@ import torch
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
+from alchemy_torch.ops import kernels
 from alchemy_torch.ops.segment import (
     CHUNK_RECORDS,
-    argsort,
     concat,
     csr_gather,
     expand_ranges,
     nonzero,
     offsets_from_lengths,
     repeat,
+    stable_argsort,
 )
 from alchemy_torch.params import Params
 
@@ -218,28 +220,28 @@ class Resampler(Params):
         buckets = _buckets(bags)
         sizes = self.subset_sizes(bags.lengths, buckets, seed)
         layout = _BucketLayout.of(buckets, bags.lengths.cpu())
-        chunk: list[Draws] = []
+        chunk: list[_Item] = []  # whole units, drawn together (one call, no concatenation)
         records = 0
         for unit in _units(layout.items(self.iterations)):
             unit_records = sum(item.candidates for item in unit)
             if chunk and records + unit_records > self.chunk_records:
-                yield Draws.cat(chunk)
+                yield self._draw_items(bags.offsets, sizes, layout, chunk, seed)
                 chunk, records = [], 0
-            chunk.append(self._draw_unit(bags.offsets, sizes, layout, unit, seed))
+            chunk.extend(unit)
             records += unit_records
         if chunk:
-            yield Draws.cat(chunk)
+            yield self._draw_items(bags.offsets, sizes, layout, chunk, seed)
 
-    def _draw_unit(
-        self, offsets: Tensor, sizes: Tensor, layout: _BucketLayout, unit: list[_Item], seed: int
+    def _draw_items(
+        self, offsets: Tensor, sizes: Tensor, layout: _BucketLayout, items: list[_Item], seed: int
     ) -> Draws:
-        """Draws of the unit's items: per item its bucket's targets (Bags order) x its
-        iterations, iteration-major; every random number from the item's own stream."""
+        """Draws of the items: per item its bucket's targets (Bags order) x its iterations,
+        iteration-major; every random number from the item's own stream."""
         device = offsets.device
-        owner, iteration = layout.draws(unit)
+        owner, iteration = layout.draws(items)
         owner, iteration = owner.to(device), iteration.to(device)
-        gens = [_generator(device, seed, _DRAWS, item.bucket, item.k0) for item in unit]
-        item_draws = [item.draws for item in unit]
+        gens = [_generator(device, seed, _DRAWS, item.bucket, item.k0) for item in items]
+        item_draws = [item.draws for item in items]
         m = sizes[owner, iteration]
         n = offsets[owner + 1] - offsets[owner]
         if self.mode == "contiguous":
@@ -247,20 +249,15 @@ class Resampler(Params):
             window = torch.minimum(torch.floor(u * (n - m + 1).to(torch.float64)).long(), n - m)
             rows, draw_offsets = _windows(offsets[owner] + window, m)
         else:
-            keys = _random_bytes(gens, [item.candidates for item in unit], device)
-            draw_of = repeat(
-                torch.arange(owner.numel(), dtype=torch.int32, device=device), n, keys.numel()
-            )
+            keys = _random_bytes(gens, [item.candidates for item in items], device)
             item_start = torch.tensor([0, *item_draws], device=device).cumsum(0)
 
-            def tie_breaks(band_draw: Tensor) -> Tensor:
-                # band_draw ascends and every item's draws are contiguous
-                counts = torch.searchsorted(band_draw, item_start).diff()
+            def tie_breaks(n_band: Tensor) -> Tensor:
+                # every item's draws are contiguous: its band candidates are too
+                counts = offsets_from_lengths(n_band)[item_start].diff()
                 return _uniforms(gens, counts.tolist(), device)
 
-            positions = _smallest_keys(n, m, draw_of, keys, tie_breaks)
-            cand_start = torch.cumsum(n, 0) - n
-            rows = positions + repeat(offsets[owner] - cand_start, m, positions.numel())
+            rows = _smallest_keys(n, m, keys, tie_breaks, offsets[owner])
             draw_offsets = offsets_from_lengths(m)
         return Draws(owner=owner, offsets=draw_offsets, rows=rows, iteration=iteration)
 
@@ -383,20 +380,20 @@ def _windows(first_rows: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _smallest_keys(
-    n: Tensor, m: Tensor, draw_of: Tensor, keys: Tensor, tie_breaks: Callable[[Tensor], Tensor]
+    n: Tensor, m: Tensor, keys: Tensor, tie_breaks: Callable[[Tensor], Tensor], first: Tensor
 ) -> Tensor:
-    """Positions of a uniform m[d]-subset of draw d's n[d] candidates, ascending; (sum m,) int64.
+    """Rows of a uniform m[d]-subset of draw d's n[d] candidates, ascending; (sum m,) int64.
 
-    Candidates of draw d are contiguous; ``draw_of`` (E,) int32 gives each candidate's draw,
-    ``keys`` (E,) uint8 its random key, and the m smallest keys win (ties broken by
-    ``tie_breaks(band_draw)``: uniforms for the band's candidates, whose draws ``band_draw``
-    ascend), which is a uniform subset. Instead of sorting, keys below the expected threshold
-    t = m/n minus a ``BAND_SIGMAS`` band are taken outright and only the few keys inside the
-    band are sorted. A draw whose band misses its m-th key (about 1e-9 of draws) falls back to
-    a band covering every key. Exact either way.
+    The candidates of draw d are contiguous in ``keys`` (E,) uint8, their random keys, and are
+    the rows ``first[d] + arange(n[d])``. The m smallest keys win, ties broken by
+    ``tie_breaks(n_band)``: (sum n_band,) uniforms for the band's candidates, ``n_band[d]`` of
+    them per draw, draw by draw in candidate order; the order (key, tie-break, position) is a
+    uniform subset. Instead of sorting, keys below the expected threshold t = m/n minus a
+    ``BAND_SIGMAS`` band are taken outright and only the few keys inside the band are ranked.
+    A draw whose band misses its m-th key (about 1e-9 of draws) falls back to a band covering
+    every key. Exact either way. On the host one compiled kernel
+    (:mod:`alchemy_torch.ops.kernels`) counts and another selects; elsewhere torch does.
     """
-    device = n.device
-    n_cand = draw_of.numel()
     cand_offsets = offsets_from_lengths(n)
     nf = n.to(torch.float64).clamp(min=1)
     t = m.to(torch.float64) / nf
@@ -404,36 +401,57 @@ def _smallest_keys(
     # key < low: taken; low <= key <= high: in the band (keys are uniform on [0, 256))
     low = torch.floor((t - delta).clamp(0, 1) * 256).clamp(0, 255)
     high = torch.floor((t + delta).clamp(0, 1) * 256).clamp(0, 255)
-    low = torch.where(m >= n, torch.full_like(low, 255), low)
-    high = torch.where(m >= n, torch.full_like(high, 255), high)
-    count_dtype = torch.float32 if n_cand < 2**24 else torch.float64
-
-    def split(low: Tensor, high: Tensor):
-        # one gather of (low, high) byte pairs per candidate
-        packed = torch.stack([low, high], 1).to(torch.uint8).view(torch.int16).squeeze(1)
-        bounds = packed.index_select(0, draw_of).view(torch.uint8)
-        low_k, high_k = bounds[0::2], bounds[1::2]
-        taken = keys < low_k
-        band = nonzero((keys >= low_k) & (keys <= high_k))
-        n_taken = torch.segment_reduce(
-            taken.to(count_dtype), "sum", offsets=cand_offsets, unsafe=True, initial=0.0
+    low = torch.where(m >= n, torch.full_like(low, 255), low).to(torch.uint8)
+    high = torch.where(m >= n, torch.full_like(high, 255), high).to(torch.uint8)
+    fused = kernels.enabled(keys)
+    if fused:
+        split = partial(kernels.band_split, keys, cand_offsets)
+    else:
+        draw_of = repeat(
+            torch.arange(n.numel(), dtype=torch.int32, device=n.device), n, keys.numel()
         )
-        n_band = torch.bincount(draw_of[band].long(), minlength=n.numel())
-        return taken, band, m - n_taken.round().long(), n_band
-
-    taken, band, need, n_band = split(low, high)
-    failed = (need < 0) | (need > n_band)
+        split = partial(_band_split, keys, draw_of, cand_offsets)
+    below, n_band, band, *taken = split(low, high)
+    failed = (below > m) | (below + n_band < m)
     if bool(failed.any()):
-        taken, band, need, n_band = split(
-            torch.where(failed, torch.zeros_like(low), low),
-            torch.where(failed, torch.full_like(high, 255), high),
-        )
+        low = torch.where(failed, torch.zeros_like(low), low)
+        high = torch.where(failed, torch.full_like(high, 255), high)
+        below, n_band, band, *taken = split(low, high)
+    need = m - below
+    tie_break = tie_breaks(n_band)
+    band_offsets = offsets_from_lengths(n_band)
+    if fused:
+        return kernels.select_smallest_keys(
+            keys, cand_offsets, low, band, band_offsets, need, tie_break, first,
+            offsets_from_lengths(m),
+        )  # fmt: skip
+    taken = taken[0]
     band_draw = draw_of[band].long()
-    tie_break = tie_breaks(band_draw)
-    sort_key = band_draw.to(torch.float64) + (keys[band].to(torch.float64) + tie_break) / 512
-    order = argsort(sort_key)
+    by_tie = torch.sort(tie_break, stable=True).indices
+    _, within = stable_argsort((band_draw * 256 + keys[band])[by_tie], n.numel() * 256)
+    order = by_tie[within]
     band, band_draw = band[order], band_draw[order]
-    band_start = offsets_from_lengths(n_band)
-    rank = torch.arange(band.numel(), device=device) - band_start[band_draw]
+    rank = torch.arange(band.numel(), device=n.device) - band_offsets[band_draw]
     taken[band[rank < need[band_draw]]] = True
-    return nonzero(taken)
+    positions = nonzero(taken)
+    return positions + repeat(first - cand_offsets[:-1], m, positions.numel())
+
+
+def _band_split(
+    keys: Tensor, draw_of: Tensor, cand_offsets: Tensor, low: Tensor, high: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`alchemy_torch.ops.kernels.band_split` in torch, and the (E,) bool mask of the
+    keys below the band; ``draw_of`` (E,) int32 the draw of every candidate."""
+    n_cand = keys.numel()
+    count_dtype = torch.float32 if n_cand < 2**24 else torch.float64
+    # one gather of (low, high) byte pairs per candidate
+    packed = torch.stack([low, high], 1).view(torch.int16).squeeze(1)
+    bounds = packed.index_select(0, draw_of).view(torch.uint8)
+    low_k, high_k = bounds[0::2], bounds[1::2]
+    taken = keys < low_k
+    band = nonzero((keys >= low_k) & (keys <= high_k))
+    below = torch.segment_reduce(
+        taken.to(count_dtype), "sum", offsets=cand_offsets, unsafe=True, initial=0.0
+    )
+    n_band = torch.bincount(draw_of[band].long(), minlength=low.numel())
+    return below.round().long(), n_band, band, taken

@@ -2,9 +2,10 @@
 alternated, on the same bags.
 
 Each revision's ``alchemy_torch`` is extracted (``git archive``) and imported by its own
-worker process, which builds ``bench_resample.py``'s bags once (same seed, same bags) and
-then times one pass of ``Resampler.iter_draws`` per request. The runs alternate (A, B, B, A,
-...) so that both sides see the same load. Prints every run, the median per revision and the
+worker process, which builds ``bench_resample.py``'s bags once (same seed, same bags) and,
+after one untimed draw of small bags (compiled kernels compile or load there), times one pass
+of ``Resampler.iter_draws`` per request. The runs alternate (A, B, B, A, ...) so that both
+sides see the same load. Prints every run (wall and CPU seconds), the medians per revision and the
 ratio of medians B / A, with the core count and the load average.
 
     python experiments/bench_side_by_side.py 3f0a5ce b598597 [--runs 5] [--records 15000000]
@@ -42,6 +43,7 @@ from bench_resample import heavy_tailed_offsets, run, synthetic_bags
 targets, records, iterations, option = map(int, sys.argv[3:7])
 bags = synthetic_bags(heavy_tailed_offsets(targets, records))
 resampler = Resampler(option=option, iterations=iterations)
+resampler.draw(synthetic_bags(heavy_tailed_offsets(10, 10_000)), 0)  # warm-up: JIT, caches
 print(alchemy_torch.__file__, flush=True)
 for _ in sys.stdin:
     print(json.dumps(run(torch.device("cpu"), bags, resampler)), flush=True)

@@ -9,6 +9,7 @@ import torch
 
 import alchemy_torch.resample as resample
 from alchemy_torch import Bags, Draws, Resampler
+from alchemy_torch.ops import kernels
 from alchemy_torch.resample import bucket_of
 from alchemy_torch.scale import partition_of
 
@@ -163,6 +164,26 @@ def test_band_fallback_is_exact(monkeypatch):
     check_structure(draws, bags, 3)
     sizes = r.subset_sizes(bags.lengths, buckets_of(len(bags)), 4)
     assert torch.equal(draws.lengths, sizes[draws.owner, draws.iteration])
+
+
+@pytest.mark.parametrize("option", [1, 4])
+@pytest.mark.parametrize(
+    "sigmas", [resample.BAND_SIGMAS, 0.3, -1e9], ids=["band", "some-miss", "all-miss"]
+)
+def test_compiled_selection_equals_its_fallback(sigmas, option, monkeypatch):
+    """The compiled kernels (ops.kernels) and the torch path they replace draw the same rows,
+    value by value: with the usual band, a narrow one that some draws miss, none at all."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(resample, "BAND_SIGMAS", sigmas)
+    bags = make_bags(LENGTHS * 2 + [0, 5000, 257])
+    r = Resampler(option, iterations=6, size=40)
+    with kernels.compiled_kernels(True):
+        assert kernels.enabled(bags.offsets)
+        compiled = r.draw(bags, 3)
+    with kernels.compiled_kernels(False):
+        fallback = r.draw(bags, 3)
+    assert torch.equal(compiled.offsets, fallback.offsets)
+    assert torch.equal(compiled.rows, fallback.rows)
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared-bucket"])

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from alchemy_torch import ops
+from alchemy_torch.ops import kernels
 
 # (values, offsets): includes empty segments at the start, middle and end, and single values
 CASES = {
@@ -370,3 +371,39 @@ def test_chunk_bounds_cut_at_budget_multiples(budget):
     # cuts only where allowed: chunk 1..3 must stay together
     allowed = torch.tensor([True, True, False, False, True, True, True])
     assert set(ops.chunk_bounds(sizes, budget, allowed)) <= {0, 1, 4, 5, 6, 7}
+
+
+@pytest.mark.parametrize("levels", [1, 7, 100, 5000])
+def test_compiled_kernels_equal_their_fallbacks(levels):
+    """ops.kernels' value runs (histogram or sorted distinct levels, per segment) and
+    within-segment differences equal the numpy paths they replace, value by value."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(levels)
+    lengths = torch.tensor(rng.integers(0, 60, 50))
+    lengths[[0, 7, -1]] = 0
+    offsets = ops.offsets_from_lengths(lengths)
+    n = int(offsets[-1])
+    cases = [
+        (ops.segment_value_runs, torch.tensor(rng.integers(0, levels, n)), levels, offsets),
+        (ops.segment_value_runs, torch.tensor(rng.integers(0, levels, n)).int(), levels, offsets),
+        (ops.segment_diff, torch.tensor(rng.normal(size=n)), offsets),
+        (ops.segment_diff, torch.tensor(rng.integers(0, levels, n)), offsets),
+        (ops.segment_diff, torch.ones((n, 2), dtype=torch.float64)[:, 1], offsets),
+    ]
+    for fn, *args in cases:
+        with kernels.compiled_kernels(True):
+            assert kernels.enabled(args[0])
+            compiled = fn(*args)
+        with kernels.compiled_kernels(False):
+            fallback = fn(*args)
+        assert all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(compiled, fallback))
+
+
+@pytest.mark.parametrize("rank", [-1, 7])
+def test_compiled_value_runs_reject_ranks_out_of_range(rank):
+    """A rank outside [0, n_ranks) raises rather than writes out of bounds (sorted distinct
+    ranks for -1 of 100 levels, the histogram for 7 of 3)."""
+    pytest.importorskip("numba")
+    offsets = torch.tensor([0, 2, 3])
+    with kernels.compiled_kernels(True), pytest.raises(ValueError, match="ranks must lie in"):
+        ops.segment_value_runs(torch.tensor([0, rank, 1]), 100 if rank < 0 else 3, offsets)

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from alchemy_torch.ops import kernels as _kernels  # the compiled paths, on the host
+
 __all__ = [
     "CHUNK_RECORDS",
     "DEVICE_BRANCHES_ENV",
@@ -392,6 +394,8 @@ def segment_value_runs(
     (segment, rank) histogram when it is small enough (:func:`histogram_fits`), else from one
     integer sort. Every order statistic, distinct count or frequency of a segment reads them.
     """
+    if _kernels.enabled(ranks):
+        return _kernels.segment_value_runs(ranks, n_ranks, offsets)
     n_seg = offsets.numel() - 1
     ids = segment_ids(offsets, ranks.shape[0]) if ids is None else ids
     if histogram_fits(n_seg, n_ranks, ranks.numel()):
@@ -573,6 +577,8 @@ def segment_diff(x: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor]:
     ``s`` holding ``max(length_s - 1, 0)`` differences.
     """
     diff_offsets = offsets_from_lengths((offsets.diff() - 1).clamp(min=0))
+    if x.dim() == 1 and _kernels.enabled(x):
+        return _kernels.segment_diff(x, offsets), diff_offsets
     if x.shape[0] < 2:
         return x[:0], diff_offsets
     ids = segment_ids(offsets, x.shape[0])
