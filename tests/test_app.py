@@ -48,6 +48,7 @@ def test_tiny_alchemy4_cell_writes_results_scores_and_filtering(tmp_path, kind):
     assert results["params"]["resampler"]["iterations"] == 2
     assert results["dataset"]["targets"] == 40 and results["dataset"]["malicious"] == 4
     assert results["config"]["method"]["resampler"]["iterations"] == 2
+    assert 0 < results["cpu_seconds"] and folds.fit_seconds.sum() < results["seconds"]
     assert "method.resampler.iterations=2" in results["overrides"]
     assert results["versions"]["torch"] and results["device"] == "cpu"
 
