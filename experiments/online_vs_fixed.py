@@ -48,7 +48,11 @@ def _timing(path: Path) -> dict:
     folds = pd.DataFrame(results.get("folds") or [])
     epochs = folds["fit_epochs"].sum() if "fit_epochs" in folds else np.nan
     per_epoch = folds["fit_seconds"].sum() / epochs if epochs and epochs > 0 else np.nan
-    return {"seconds_per_epoch": per_epoch, "wall": results.get("seconds", np.nan)}
+    return {
+        "seconds_per_epoch": per_epoch,
+        "wall": results.get("seconds", np.nan),
+        "cpu": results.get("cpu_seconds", np.nan),
+    }
 
 
 def auc_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -66,6 +70,7 @@ def auc_table(cells: pd.DataFrame) -> pd.DataFrame:
             "pooled": (100 * ok["roc_auc_pooled"]).round(2),
             "s/epoch": ok["seconds_per_epoch"].round(2),
             "wall s": ok["wall"].round(0),
+            "CPU s": ok["cpu"].round(0),
         }
     ).sort_values(["data", "N", "cell"], kind="stable")
 
