@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from alchemy_torch.bags import Bags
-from alchemy_torch.features import describe, make
+from alchemy_torch.features import describe, http, make
 from alchemy_torch.features.http import HttpFeatures, _pair_histogram, request_table
 from alchemy_torch.ops import segment
 from alchemy_torch.ops.segment import dense_ranks, segment_value_runs
@@ -283,26 +283,52 @@ def test_no_requests_at_all(cpu_bags):
 
 
 # ---------------------------------------------------------------------- exact pair histogram
+def edge_groups(values: str) -> list[np.ndarray]:
+    """Groups of values whose pair differences hit the bin edges exactly: ratios k/L
+    (non-dyadic), or integers (multiples of the bin counts, byte-like sizes); ties, constants."""
+    rng = np.random.default_rng(1)
+    if values == "ratios":
+        groups = [
+            rng.integers(0, 9, rng.integers(0, 12)) / rng.choice([1, 3, 7, 9], 1) for _ in range(60)
+        ]
+        return groups + [
+            np.array([1 / 3, 2 / 3, 1.0, 0.0]),
+            np.array([0.1, 0.2, 0.3, 0.4, 0.7]),
+            np.array([5.0, 5.0]),
+        ]
+    groups = [
+        rng.integers(0, 9, rng.integers(0, 12)) * rng.choice([1, 5, 40, 1000], 1) + 3
+        for _ in range(60)
+    ]
+    groups += [rng.integers(0, 10**4, 30) for _ in range(4)]
+    return [g.astype(float) for g in groups] + [
+        np.array([0.0, 80.0, 40.0, 10.0, 70.0]),
+        np.array([-20.0, 20.0, 0.0, 0.0]),
+        np.array([7.0, 7.0]),
+    ]
+
+
 @pytest.mark.parametrize("cells_per_row", [0, 10**9], ids=["sorted", "histogram"])
-def test_pair_histogram_exact_on_edges_and_ties(cells_per_row, monkeypatch):
-    """Ratios k/L (non-dyadic) and integers hit the bin edges exactly; compare to brute force.
-    The distinct values of every group come from one integer sort or from a histogram."""
+@pytest.mark.parametrize(
+    "values, integral",
+    [("ratios", True), ("integers", True), ("integers", False)],
+    ids=["ratios", "integers", "integers-searched-as-floats"],
+)
+def test_pair_histogram_exact_on_edges_and_ties(cells_per_row, values, integral, monkeypatch):
+    """Differences on the bin edges, compared to brute force. The distinct values of every
+    group come from one integer sort or from a histogram (and the runs past each threshold are
+    searched or read from a table); integers are counted by their exact sums or, forced, as
+    other values are."""
     monkeypatch.setattr(segment, "HISTOGRAM_CELLS_PER_VALUE", cells_per_row)
+    if not integral:
+        monkeypatch.setattr(http, "_integral", lambda x: False)
 
     def runs_of(values: torch.Tensor, offsets: torch.Tensor) -> tuple:
         rank, uniques = dense_ranks(values)
         level, counts, run_offsets, _ = segment_value_runs(rank, uniques.numel(), offsets)
         return level, uniques, counts, run_offsets
 
-    rng = np.random.default_rng(1)
-    groups = [
-        rng.integers(0, 9, rng.integers(0, 12)) / rng.choice([1, 3, 7, 9], 1) for _ in range(60)
-    ]
-    groups += [
-        np.array([1 / 3, 2 / 3, 1.0, 0.0]),
-        np.array([0.1, 0.2, 0.3, 0.4, 0.7]),
-        np.array([5.0, 5.0]),
-    ]
+    groups = edge_groups(values)
     lengths = torch.tensor([len(g) for g in groups])
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
     values = torch.from_numpy(np.concatenate(groups)).to(torch.float64)

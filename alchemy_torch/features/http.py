@@ -32,8 +32,10 @@ Aggregations over the requests of a draw (x = one per-request feature):
   values ``bartos_simhist{b}_{feature}``, the same for the self-similarities d = |x_i - x_j|
   over the pairs i < j, scaled by (d - min d) / (max d - min d) and normalised by the number
   of pairs. u lies in bin b = #{k in 1..bins-1 : u >= k / bins} (equal-width bins on [0, 1],
-  the last one closed). The pair histogram is exact, without forming the pairs: values sorted
-  per draw, pairs below each edge counted with a segmented searchsorted (O(n log n)).
+  the last one closed). The pair histogram is exact, without forming the pairs: from each
+  draw's distinct values, the pairs below each edge are those below one difference limit per
+  draw and edge, counted per distinct value by one searchsorted (or table look-up) over the
+  draws' runs; integer-valued features (byte counts, lengths, runs) need no rounding check.
 
 Empty and tiny draws: an empty draw gives a zero row. A constant feature (max == min, one
 request included) puts all of its value mass in bin 0; constant pair differences (two requests
@@ -337,16 +339,15 @@ def _pair_histogram(
 
     A draw is given by its distinct values ``uniques[level]``, ``level`` (M,) ascending within
     the draw, their ``counts`` (M,) and the (P+1,) CSR ``run_offsets`` (see
-    :func:`~alchemy_torch.ops.segment.segment_value_runs`). The
-    record pairs i < j (sorted order) with u = ((s_j - s_i) - dmin) / (dmax - dmin) below edge
-    e: equal values always (u <= 0), and for a value v_k the values up to the first run l > k
-    failing the test; that l is found by a segmented searchsorted of the
-    threshold v_k + dmin + e * (dmax - dmin), then moved run by run until the exact test agrees
-    (the threshold's rounding may put it one run off). The c_k copies of v_k, at sorted
-    positions C_k .. C_k + c_k - 1, then count c_k (C_l - C_k - 1) - c_k (c_k - 1) / 2 pairs.
+    :func:`~alchemy_torch.ops.segment.segment_value_runs`). A pair's difference d lies below
+    edge e when (d - dmin) / (dmax - dmin) < e, that is when d is below one float per draw and
+    edge (:func:`_difference_limits`). The c_k copies of v_k, at sorted positions
+    C_k .. C_k + c_k - 1, pair below the edge with the records before the first run l where
+    v_l - v_k reaches that limit (:func:`_first_runs_beyond`): c_k (C_l - C_k - 1)
+    - c_k (c_k - 1) / 2 pairs.
     """
-    values, n_runs, stride = uniques[level], level.numel(), uniques.numel() + 1
-    run = seg.segment_ids(run_offsets, n_runs)
+    values = uniques[level]
+    run = seg.segment_ids(run_offsets, level.numel())
     n = seg.segment_sum(counts, run_offsets).long()  # records per draw
     pairs = n * (n - 1) // 2
     gaps, gap_offsets = seg.segment_diff(values, run_offsets)
@@ -354,35 +355,86 @@ def _pair_histogram(
     dmin = torch.where(repeated, 0.0, seg.segment_min(gaps, gap_offsets))
     spread = (seg.segment_last(values, run_offsets) - seg.segment_first(values, run_offsets)) - dmin
     varied = (n > 1) & (spread > 0)
-    scale = torch.where(varied, spread, 1.0)
-    dmin_of, scale_of, end_of = dmin[run], scale[run], run_offsets[1:][run]
+    limit = _difference_limits(dmin, torch.where(varied, spread, 1.0), edges)
+    at = _first_runs_beyond(level, uniques, run, limit)
     start = seg.offsets_from_lengths(counts)  # (M+1,) sorted position of every run's first record
-
-    def below(j: Tensor, k: Tensor, e: Tensor) -> Tensor:
-        return ((values[j.clamp(max=n_runs - 1)] - values[k]) - dmin_of[k]) / scale_of[k] < e
-
-    def step(at: Tensor, k: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
-        """Runs moved one towards the exact answer, and which moved."""
-        move_right = (at < end_of[k]) & below(at, k, e)
-        move_left = (at > k + 1) & ~below(at - 1, k, e)
-        return at + move_right.long() - move_left.long(), move_right | move_left
-
-    # ranks keyed by draw ascend over all runs: one searchsorted serves every draw
-    thresholds = values.unsqueeze(1) + (dmin_of.unsqueeze(1) + edges * scale_of.unsqueeze(1))
-    at = torch.searchsorted(
-        run * stride + level, run.unsqueeze(1) * stride + torch.searchsorted(uniques, thresholds)
-    )
-    index = torch.arange(n_runs, device=values.device).unsqueeze(1)
-    at, moved = step(torch.minimum(torch.maximum(at, index + 1), end_of.unsqueeze(1)), index, edges)
-    flat, todo = at.view(-1), seg.nonzero(moved.view(-1))
-    while todo.numel():  # rounding of the thresholds: rarely more than one run
-        flat[todo], moved = step(flat[todo], todo // edges.numel(), edges[todo % edges.numel()])
-        todo = todo[moved]
-    c = counts.unsqueeze(1)
-    per_run = c * (start[at] - start[:-1].unsqueeze(1) - 1) - c * (c - 1) // 2
-    below_edge = seg.segment_sum(per_run, run_offsets).long()
+    reach = seg.segment_sum(start.to(torch.float64)[at] * counts.unsqueeze(1), run_offsets)
+    own = seg.segment_sum(counts * (start[:-1] + 1) + counts * (counts - 1) // 2, run_offsets)
+    below_edge = (reach - own.unsqueeze(1)).long()
     cumulative = torch.cat([below_edge.new_zeros(n.numel(), 1), below_edge, pairs.unsqueeze(1)], 1)
     hist = cumulative.diff(dim=1)
     constant = torch.zeros_like(hist)
     constant[:, 0] = cumulative[:, -1]
     return torch.where(varied.unsqueeze(1), hist, constant) / cumulative[:, -1:].clamp(min=1)
+
+
+def _difference_limits(dmin: Tensor, scale: Tensor, edges: Tensor) -> Tensor:
+    """(P, E) the smallest float d of every draw with (d - dmin) / scale >= edge, for (P,)
+    ``dmin``, ``scale`` > 0 and (E,) ``edges`` > 0: the test rises with d, so a difference is
+    below an edge exactly when it is below the limit. dmin + edge * scale, moved by ulps until
+    the test agrees."""
+    dmin, scale = dmin.unsqueeze(1), scale.unsqueeze(1)
+    limit, inf = dmin + edges * scale, dmin.new_tensor(float("inf"))
+    while True:
+        before = torch.nextafter(limit, -inf)
+        up = (limit - dmin) / scale < edges  # the limit is still below the edge
+        down = (before - dmin) / scale >= edges  # the float before it is not
+        if not bool((up | down).any()):
+            return limit
+        limit = torch.where(up, torch.nextafter(limit, inf), torch.where(down, before, limit))
+
+
+def _first_runs_beyond(level: Tensor, uniques: Tensor, run: Tensor, limit: Tensor) -> Tensor:
+    """(M, E) position of the first run l of every run k's draw with v_l - v_k >= the draw's
+    limit (the draw's end where none), for runs given by ``level`` (M,) (ranks into the (U,)
+    ascending ``uniques``, ascending within each draw), ``run`` (M,) their draws and (P, E)
+    ``limit`` > 0.
+
+    Integer values (byte counts, lengths, runs): differences are exact, so v_l - v_k >= limit
+    when v_l >= v_k + ceil(limit), found among the int64 keys draw * width + v - min. Other
+    values: the rank of v_k + limit among the uniques, moved until its neighbours pass the
+    exact test, then the keys draw * U + rank. Either is counted from a table over the keys or
+    searched (:func:`_count_below`).
+    """
+    n_uniques, n_draws = uniques.numel(), limit.shape[0]
+    if level.numel() == 0:
+        return level.new_zeros(0, limit.shape[1])
+    span = float(uniques[-1] - uniques[0])
+    if _integral(uniques) and n_draws * (2 * span + 2) < 2**62:
+        width = 2 * int(span) + 2  # v_k - lo + ceil(limit) stays below it: keys keep to the draw
+        key = run * width + (uniques - uniques[0]).long()[level]
+        step = limit.ceil().clamp(max=span + 1).long()
+        return _count_below(key, key.unsqueeze(1) + step[run], n_draws * width)
+    values, lim = uniques[level].unsqueeze(1), limit[run]
+    inf = uniques.new_tensor([float("inf")])
+    bounded = torch.cat([-inf, uniques, inf])  # bounded[r + 1] = uniques[r], any r in [-1, U]
+
+    def shift(rank: Tensor, v: Tensor, lim: Tensor) -> Tensor:
+        """+1 where uniques[rank] is still below the limit, -1 where uniques[rank - 1] is not."""
+        return (bounded[rank + 1] - v < lim).long() - (bounded[rank] - v >= lim).long()
+
+    rank = torch.searchsorted(uniques, values + lim)
+    moved = shift(rank, values, lim)
+    rank += moved
+    flat, n_edges, todo = rank.view(-1), lim.shape[1], seg.nonzero(moved.view(-1) != 0)
+    while todo.numel():  # the rounding of v_k + limit: rarely more than one step
+        moved = shift(flat[todo], values[todo // n_edges, 0], lim.view(-1)[todo])
+        flat[todo] += moved
+        todo = todo[seg.nonzero(moved != 0)]
+    key = run * n_uniques  # + rank: a rank of U is the next draw's first key, its end
+    return _count_below(key + level, key.unsqueeze(1) + rank, n_draws * n_uniques)
+
+
+def _count_below(keys: Tensor, queries: Tensor, bound: int) -> Tensor:
+    """How many of the ascending ``keys`` (M,) in [0, bound) lie below each of the ``queries``
+    (any shape, in [0, bound]): read from a cumulative count over the bound where that table
+    is small enough (:func:`~alchemy_torch.ops.segment.histogram_fits`), else searched."""
+    if seg.histogram_fits(1, bound, queries.numel()):
+        return seg.offsets_from_lengths(torch.bincount(keys, minlength=bound))[queries]
+    return torch.searchsorted(keys, queries)
+
+
+def _integral(x: Tensor) -> bool:
+    """Whether every value of ``x`` is an integer of magnitude at most 2**52 (their differences
+    are then exact in float64)."""
+    return bool(((x == x.round()) & (x.abs() <= 2**52)).all())
