@@ -8,7 +8,7 @@
 #             cells: the DNN with Alchemy 3 (online's reference) and RF with Alchemy 3 (the best
 #             fixed cell at most N in the scarcity tables), RF with Alchemy 4 on HTTP at N = 5
 # Then: python experiments/online_vs_fixed.py multirun/online-grid-*
-#   bash experiments/online_grid.sh [all|iot23|scarcity]...   (JOBS=2 cells at a time)
+#   bash experiments/online_grid.sh [all|iot23|scarcity|variants]...   (JOBS=2 cells at a time)
 #   DATA="synthetic-dns" JOBS=1 bash experiments/online_grid.sh all   (a share of the grid)
 #   NS="5 20" bash experiments/online_grid.sh scarcity                 (some N only)
 set -euo pipefail
@@ -59,8 +59,19 @@ for part in "${@:-all iot23 scarcity}"; do
                     evaluation.train_malicious=5 method=alchemy4 model=rf model.n_jobs=1
             fi
             ;;
+        variants)
+            for data in "${SYNTHETIC[@]}"; do
+                dir=multirun/online-grid-variants
+                sweep $dir data="$data" evaluation.repeats=3 method=online model=setnet \
+                    model.pooling=attention
+                sweep $dir data="$data" evaluation.repeats=3 method=online model=setnet \
+                    model.with_features=true
+                sweep $dir data="$data" evaluation.repeats=3 method=online model=dnn \
+                    'method.rate_schedule=[0.2,1.0,20]'
+            done
+            ;;
         *)
-            echo "online_grid.sh: unknown part '$what' (all, iot23, scarcity)" >&2
+            echo "online_grid.sh: unknown part '$what' (all, iot23, scarcity, variants)" >&2
             exit 2
             ;;
         esac

@@ -8,7 +8,9 @@ std over folds, pooled out-of-fold) with its fit seconds per epoch, then the pai
 (corrected resampled t-test, Wilcoxon, folds improved; ``report.versus_table``):
 DNN + online against DNN + Alchemy 3; setnet (online, and on whole bags) against the best
 fixed cell (Alchemy 3 or 4 with RF, SVM or the DNN, the highest mean ROC-AUC on these
-folds); setnet online against setnet on whole bags (what the fresh draws add).
+folds); setnet online against setnet on whole bags (what the fresh draws add); the variants
+(attention pooling, the bag's features joined, a schedule of rates) against their default
+and the fixed cells.
 """
 
 from __future__ import annotations
@@ -23,12 +25,22 @@ import pandas as pd
 from alchemy_torch.evaluation import report
 
 FIXED = [(m, model) for model in ("rf", "svm", "dnn") for m in ("alchemy3", "alchemy4")]
+#: the variants' cells (``online_grid.sh variants``), by their report labels
+ATTENTION = ("online [model.pooling=attention]", "setnet")
+WITH_FEATURES = ("online [model.with_features=true]", "setnet")
+RATE_SCHEDULE = ("online [rate_schedule=[0.2,1.0,20]]", "dnn")
 #: (challenger, references) pairs of the gains table
 VERSUS = [
     (("online", "dnn"), [("alchemy3", "dnn")]),
     (("online", "setnet"), FIXED),
     (("original", "setnet"), FIXED),
     (("online", "setnet"), [("original", "setnet")]),
+    (ATTENTION, [("online", "setnet")]),
+    (ATTENTION, FIXED),
+    (WITH_FEATURES, [("online", "setnet")]),
+    (WITH_FEATURES, FIXED),
+    (RATE_SCHEDULE, [("online", "dnn")]),
+    (RATE_SCHEDULE, [("alchemy3", "dnn")]),
 ]
 
 
