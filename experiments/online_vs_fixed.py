@@ -27,7 +27,7 @@ from alchemy_torch.evaluation import report
 FIXED = [(m, model) for model in ("rf", "svm", "dnn") for m in ("alchemy3", "alchemy4")]
 #: the variants' cells (``online_grid.sh variants``), by their report labels
 ATTENTION = ("online [model.pooling=attention]", "setnet")
-WITH_FEATURES = ("online [model.with_features=true]", "setnet")
+WITH_FEATURES = ("online [model.with_features=True]", "setnet")
 RATE_SCHEDULE = ("online [rate_schedule=[0.2,1.0,20]]", "dnn")
 #: (challenger, references) pairs of the gains table
 VERSUS = [
