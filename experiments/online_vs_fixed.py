@@ -1,6 +1,6 @@
 """Issue 20's tables: online Alchemy and setnet against the fixed-K = 20 cells, paired.
 
-    python experiments/online_vs_fixed.py multirun/online-grid-all [more folders] [--csv F]
+    python experiments/online_vs_fixed.py multirun/online-grid-all [more folders] [--out DIR]
 
 Reads the cells of ``experiments/online_grid.sh`` (any run or multirun folders of the app)
 and prints, per data set and N (malicious training targets), every cell's ROC-AUC (mean ±
@@ -29,6 +29,10 @@ FIXED = [(m, model) for model in ("rf", "svm", "dnn") for m in ("alchemy3", "alc
 ATTENTION = ("online [model.pooling=attention]", "setnet")
 WITH_FEATURES = ("online [model.with_features=True]", "setnet")
 RATE_SCHEDULE = ("online [rate_schedule=[0.2,1.0,20]]", "dnn")
+#: cells.csv's columns
+CELL_COLUMNS = ["data", "kind", "method", "model", "label", "train_malicious", "folds"]
+CELL_COLUMNS += ["roc_auc_mean", "roc_auc_std", "roc_auc_pooled", "test_train_ratio"]
+CELL_COLUMNS += ["seconds_per_epoch", "wall", "cpu", "fold_auc"]
 #: (challenger, references) pairs of the gains table
 VERSUS = [
     (("online", "dnn"), [("alchemy3", "dnn")]),
@@ -113,15 +117,20 @@ def gains_table(cells: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folders", nargs="+")
-    parser.add_argument("--csv", help="write the gains (every statistic) to this CSV")
+    parser.add_argument(
+        "--out", help="write cells.csv (every cell, its fold ROC-AUCs) and gains.csv"
+    )
     args = parser.parse_args()
     cells = cells_of(args.folders)
     print(report.markdown(auc_table(cells).set_index("data")))
     gains = gains_table(cells)
     print(report.markdown(gains.set_index("data")))
-    if args.csv:
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        cells[cells["status"] == "ok"][CELL_COLUMNS].to_csv(out / "cells.csv", index=False)
         parts = [report.versus_table(cells, [c], refs) for c, refs in VERSUS]
-        pd.concat(parts, ignore_index=True).to_csv(args.csv, index=False)
+        pd.concat(parts, ignore_index=True).to_csv(out / "gains.csv", index=False)
 
 
 if __name__ == "__main__":
