@@ -18,15 +18,17 @@ from test_features_api import OPTIONS
 from alchemy_torch import Bags, Resampler, datasets, methods, ops
 from alchemy_torch.features import EXTRACTORS, make
 from alchemy_torch.methods import Vectors
+from alchemy_torch.ops import kernels
 
 pytestmark = pytest.mark.filterwarnings("ignore:DnsFeatures. no geoip:UserWarning")
 
 
 def both_ways(compute) -> list:
-    """``compute()`` on the CPU branches, then on the device branches (fresh Bags each)."""
+    """``compute()`` on the CPU branches, then on the device branches (fresh Bags each), with
+    the compiled kernels off on both sides: their own tests hold them to the torch steps."""
     out = []
     for branches in (False, True):
-        with ops.device_branches(branches):
+        with ops.device_branches(branches), kernels.compiled_kernels(False):
             out.append(compute())
     return out
 

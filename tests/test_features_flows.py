@@ -11,9 +11,9 @@ import torch
 from conftest import random_flows
 
 from alchemy_torch import Bags, Draws, Resampler, datasets
-from alchemy_torch.features import make
+from alchemy_torch.features import flows_kernel, make
 from alchemy_torch.features.flows import FlowFeatures
-from alchemy_torch.ops import segment
+from alchemy_torch.ops import kernels, segment
 
 OPTIONS = [
     {},
@@ -340,10 +340,11 @@ def test_shuffled_rows_give_identical_features():
 def test_empty_draws_give_zero_rows(options, device):
     bags = Bags.from_records("flows", random_flows(n_records=60, seed=2)).to(device)
     extractor = FlowFeatures(**options)
-    # draw 0 empty, draw 1 = bag 0's first two records, draw 2 empty, draw 3 = bag 1's first record
-    rows = torch.cat([bags.offsets[0] + torch.arange(2, device=device), bags.offsets[1:2]])
+    # draw 0 empty, draw 1 = bag a's first two records, draw 2 empty, draw 3 = bag b's first
+    a, b = (int(i) for i in torch.nonzero(bags.lengths >= 2).flatten()[:2])
+    rows = torch.cat([bags.offsets[a] + torch.arange(2, device=device), bags.offsets[b : b + 1]])
     offsets = torch.tensor([0, 0, 2, 2, 3], device=device)
-    owner = torch.tensor([0, 0, 1, 1], device=device)
+    owner = torch.tensor([a, a, b, b], device=device)
     draws = Draws(owner=owner, offsets=offsets, rows=rows, iteration=torch.zeros_like(owner))
     x = extractor(bags, draws)
     assert bool(torch.isfinite(x).all())
@@ -402,6 +403,43 @@ def test_other_kind_is_refused():
 
 
 # ---------------------------------------------------------------------- fast paths
+@pytest.mark.parametrize("options", OPTIONS, ids=["default", "cv", "5tuple", "autocorr", "all"])
+@pytest.mark.parametrize("cells", [flows_kernel.CELLS_PER_RECORD, 0], ids=["histograms", "sorts"])
+def test_compiled_kernel_equals_the_torch_steps(cells, options, monkeypatch):
+    """The compiled default groups (histograms, or sorts where none fits) against the torch
+    steps, originals and draws: equal but for std's last bits (torch's float64 sqrt is at
+    times one ulp off the correctly rounded one the kernel takes)."""
+    monkeypatch.setattr(flows_kernel, "CELLS_PER_RECORD", cells)
+    calls = []
+    compiled = flows_kernel.default_features
+    monkeypatch.setattr(
+        flows_kernel, "default_features", lambda *a: calls.append(1) or compiled(*a)
+    )
+    records, _ = datasets.synthetic("flows", n_targets=40, seed=4)
+    bags = Bags.from_records("flows", records)
+    draws = Resampler(4, iterations=3, min_size=1).draw(bags, seed=2)
+    extractor = FlowFeatures(**options)
+    out = {}
+    for on in (True, False):
+        with kernels.compiled_kernels(on):
+            out[on] = torch.cat([extractor(bags), extractor(bags, draws)])
+    assert calls == [1, 1]  # the kernel ran, once per call (one chunk each)
+    torch.testing.assert_close(out[True], out[False], rtol=1e-13, atol=0)
+    assert (out[True] != 0).float().mean() > 0.5
+
+
+def test_compiled_kernel_refuses_rows_outside_the_owners_bag():
+    bags = Bags.from_records("flows", random_flows(n_records=60, seed=2))
+    draws = Draws(
+        owner=torch.tensor([0]),
+        offsets=torch.tensor([0, 2]),
+        rows=bags.offsets[1:3].clone(),  # the first records of bags 1 and 2
+        iteration=torch.zeros(1, dtype=torch.int64),
+    )
+    with kernels.compiled_kernels(True), pytest.raises(ValueError, match="owner's bag"):
+        FlowFeatures()(bags, draws)
+
+
 @pytest.mark.parametrize("records", ["random", "synthetic"])
 def test_grouped_computation_is_exact(records, device):
     """Draws computed in groups of ~chunk_records records give the very same rows."""

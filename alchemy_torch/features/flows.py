@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from alchemy_torch.bags import Bags
+from alchemy_torch.features import flows_kernel
 from alchemy_torch.features.base import (
     Behaviour,
     Feature,
@@ -52,6 +53,7 @@ from alchemy_torch.features.base import (
     require_integer,
     stats5_features,
 )
+from alchemy_torch.ops import kernels
 from alchemy_torch.ops import segment as seg
 
 __all__ = ["FlowFeatures"]
@@ -191,27 +193,40 @@ class FlowFeatures(FeatureExtractor):
 
     # ------------------------------------------------------------------ compute
     def compute(self, segments: Segments) -> Tensor:
-        """(P, D) features of the gathered draws: the steps below, in output order."""
+        """(P, D) features of the gathered draws: the steps below, in output order.
+
+        The default groups (1-7, window matching) come from one compiled pass per draw on the
+        host (:mod:`~alchemy_torch.features.flows_kernel`), else from the torch steps; the
+        options' groups from the torch steps.
+        """
         n_draws = len(segments)
         if segments.rows.numel() == 0:
             return torch.zeros(
                 n_draws, len(self.features), dtype=torch.float64, device=segments.offsets.device
             )
-        flows = _Flows.gather(segments)
-        bins = _Bins.of(flows, float(self.bin_seconds))
-        by_client = _ByClient.of(flows, bins.of_record)
-        per_bin = _per_bin_counts(by_client, bins)
-        mean, std, low, high, median = _padded_stats5(per_bin, bins.offsets, bins.count).unbind(2)
-        std = self._spread(std, mean)
-        share = bins.offsets.diff().to(torch.float64) / bins.count.clamp(min=1)
-        parts = [
-            self._flow_sizes(flows),
-            self._access(by_client, flows),
-            self._unmatched(flows, bins, per_bin[:, 2], mean[:, 2], std[:, 2]),
-            torch.stack([mean[:, 0], std[:, 0], low[:, 0], high[:, 0], median[:, 0], share], 1),
-            torch.stack([mean[:, 1], std[:, 1], low[:, 1], high[:, 1], median[:, 1]], 1),
-        ]
+        flows = bins = None
+        if kernels.enabled(segments.rows):
+            default = self._compiled_default(segments)
+        else:
+            flows = _Flows.gather(segments)
+            bins = _Bins.of(flows, float(self.bin_seconds))
+            default = self._default(flows, bins)
+        parts = [default[:, :35], default[:, 35:38], default[:, 38:]]
+        if self.matching == "5tuple":
+            rows = segments.rows
+            outbound = _per_record(segments.bags)["block"][_COLUMNS.index("out")]
+            parts[1] = self._unmatched_5tuple(
+                _tuples(segments.bags),
+                rows,
+                segments.ids,
+                segments.column("ts"),
+                outbound.index_select(0, rows) == 0,
+                n_draws,
+            )
         if self.disclosure_autocorr:
+            if flows is None:
+                flows = _Flows.gather(segments)
+                bins = _Bins.of(flows, float(self.bin_seconds))
             dir_order, dir_ids = _split_directions(flows)
             sizes = flows.per_record["levels"][2].index_select(
                 0, flows.field("rank2").index_select(0, dir_order).long()
@@ -227,17 +242,42 @@ class FlowFeatures(FeatureExtractor):
             )
         return torch.cat([p.to(torch.float64) for p in parts], 1)
 
-    def _unmatched(
-        self, flows: "_Flows", bins: "_Bins", per_bin: Tensor, mean: Tensor, std: Tensor
-    ) -> Tensor:
-        """(P, 3) or (P, 2) feature 5; ``per_bin`` (nb,) unmatched count of every non-empty bin,
-        ``mean`` and ``std`` (P,) their statistics over all bins."""
-        if self.matching == "5tuple":
-            return self._unmatched_5tuple(
-                _tuples(flows.bags), flows.rows, flows.ids, flows.ts, flows.inbound, len(mean)
-            )
-        total = seg.segment_sum(per_bin, bins.offsets) / flows.offsets.diff().clamp(min=1)
-        return torch.stack([mean, std, total], 1)
+    def _compiled_default(self, segments: Segments) -> Tensor:
+        """(P, 49) features 1-7 (window matching) by the compiled kernel."""
+        bags, per_bag = segments.bags, _per_bag(segments.bags)
+        return flows_kernel.default_features(
+            segments.rows,
+            segments.offsets,
+            segments.owner,
+            bags.offsets,
+            bags.columns["ts"].to(torch.float64),
+            _per_record(bags)["block"][_COLUMNS.index("out")],
+            per_bag["local"],
+            per_bag["level_offsets"],
+            per_bag["levels"],
+            per_bag["client_offsets"],
+            float(self.bin_seconds),
+            self.cv_instead_of_std,
+        )
+
+    def _default(self, flows: "_Flows", bins: "_Bins") -> Tensor:
+        """(P, 49) features 1-7 (window matching) by the torch steps."""
+        by_client = _ByClient.of(flows, bins.of_record)
+        per_bin = _per_bin_counts(by_client, bins)
+        mean, std, low, high, median = _padded_stats5(per_bin, bins.offsets, bins.count).unbind(2)
+        std = self._spread(std, mean)
+        share = bins.offsets.diff().to(torch.float64) / bins.count.clamp(min=1)
+        total = seg.segment_sum(per_bin[:, 2], bins.offsets) / flows.offsets.diff().clamp(min=1)
+        return torch.cat(
+            [
+                self._flow_sizes(flows),
+                self._access(by_client, flows),
+                torch.stack([mean[:, 2], std[:, 2], total], 1),
+                torch.stack([mean[:, 0], std[:, 0], low[:, 0], high[:, 0], median[:, 0], share], 1),
+                torch.stack([mean[:, 1], std[:, 1], low[:, 1], high[:, 1], median[:, 1]], 1),
+            ],
+            1,
+        )
 
     def _spread(self, std: Tensor, mean: Tensor) -> Tensor:
         """std, or std / |mean| (0 where mean is 0) under ``cv_instead_of_std``."""
@@ -609,6 +649,33 @@ def _per_record(bags: Bags) -> dict:
         return {"block": block, "n_clients": max(n_clients, 1), "levels": list(levels)}
 
     return bags.cached("flows.per_record", build)
+
+
+def _per_bag(bags: Bags) -> dict:
+    """The per-bag codes the compiled path reads (:mod:`~alchemy_torch.features.flows_kernel`),
+    once per Bags: ``local`` (4, N) int32, every record's client and [pkts, bytes per packet,
+    bytes] ranks as indices among its own bag's distinct ones; ``levels`` (L,) float64 the
+    bags' distinct values of the three columns, ``level_offsets`` (3, B+1) where each bag's
+    start; ``client_offsets`` (B+1,) the bags' distinct clients."""
+
+    def build() -> dict:
+        per_record = _per_record(bags)
+        block, levels = per_record["block"], per_record["levels"]
+        n_codes = [per_record["n_clients"], *(lv.numel() for lv in levels)]
+        rows = [_COLUMNS.index(name) for name in ("client", "rank0", "rank1", "rank2")]
+        local, codes, offsets = zip(
+            *(flows_kernel.local_codes(block[r], n, bags.offsets) for r, n in zip(rows, n_codes))
+        )
+        values = [lv.index_select(0, c) for lv, c in zip(levels, codes[1:])]
+        starts = torch.tensor([0, *(v.numel() for v in values)]).cumsum(0)[:-1]
+        return {
+            "local": torch.stack(local),
+            "levels": torch.cat(values),
+            "level_offsets": torch.stack(offsets[1:]) + starts[:, None],
+            "client_offsets": offsets[0],
+        }
+
+    return bags.cached("flows.per_bag", build)
 
 
 def _gap_quantum(flows: _Flows) -> float:

@@ -29,6 +29,7 @@ __all__ = [
     "available",
     "compiled_kernels",
     "enabled",
+    "compiled",
     "band_split",
     "select_smallest_keys",
     "segment_value_runs",
@@ -171,11 +172,28 @@ def _shrunk(a: np.ndarray, n: int) -> Tensor:
     return torch.from_numpy(a)
 
 
-@cache
-def _compiled(name: str):
-    import numba
+_COMPILED: dict[tuple[str, str], object] = {}
 
-    return numba.njit(cache=True, nogil=True)(globals()[name])
+
+def compiled(namespace: dict, name: str, helpers: tuple[str, ...] = ()):
+    """The numba-compiled function ``namespace[name]`` (``namespace``: its module's
+    ``globals()``), compiled on first use. The module-level functions it calls, ``helpers``,
+    are compiled first and take their own names' place in the module (numba resolves the
+    calls there); they stay callable from Python."""
+    key = (namespace["__name__"], name)
+    if key not in _COMPILED:
+        import numba
+
+        jit = numba.njit(cache=True, nogil=True)
+        for helper in helpers:
+            if not isinstance(namespace[helper], numba.core.registry.CPUDispatcher):
+                namespace[helper] = jit(namespace[helper])
+        _COMPILED[key] = jit(namespace[name])
+    return _COMPILED[key]
+
+
+def _compiled(name: str):
+    return compiled(globals(), name)
 
 
 def band_split(keys: Tensor, cand_offsets: Tensor, low: Tensor, high: Tensor):
