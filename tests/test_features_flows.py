@@ -475,3 +475,19 @@ def test_per_record_levels_and_ranks(device):
     assert torch.equal(column["out"] == 0, inbound)
     assert torch.equal(column["client"], client)
     assert cache["n_clients"] == clients.numel()
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "numba"])
+def test_kernel_median_is_numpys_on_ties_and_every_size(compiled):
+    """The gaps' median by quickselect (flows_kernel._median) against numpy's, on short and
+    long arrays with many ties (all its branches: insertion sort, partitions, an exact hit)."""
+    median = (
+        kernels.compiled(vars(flows_kernel), "_median", ("_median_position", "_select"))
+        if compiled
+        else flows_kernel._median
+    )
+    rng = np.random.default_rng(0)
+    for k in [1, 2, 3, 16, 17, 18, 40, 101, 1000]:
+        for levels in (2, 7, 10**6):
+            x = rng.integers(0, levels, k).astype(np.float64)
+            assert median(x.copy(), k) == np.median(x), (k, levels)

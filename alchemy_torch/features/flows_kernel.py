@@ -188,18 +188,51 @@ def _unique_of_runs(values, counts, m, n, out, at):
     out[at + 4] = m4 / max(m2, _TINY) ** 2 if m2 > 0 else 0.0
 
 
-def _sort_small(x, k):
-    """Sorts ``x[:k]`` in place: insertion sort while short (most clients' gaps), else numpy's."""
-    if k > 24:
-        x[:k].sort()
-        return
-    for i in range(1, k):
+def _select(x, k, at):
+    """Rearranges ``x[:k]`` so that ``x[at]`` is its at-th smallest value, none after it smaller
+    and none before it larger (quickselect, median-of-three pivots): one order statistic in
+    linear time, where a sort takes k log k."""
+    lo, hi = 0, k - 1
+    while hi - lo > 16:
+        mid = (lo + hi) >> 1
+        a, b, c = x[lo], x[mid], x[hi]
+        pivot = max(min(a, b), min(max(a, b), c))
+        i, j = lo, hi
+        while i <= j:
+            while x[i] < pivot:
+                i += 1
+            while x[j] > pivot:
+                j -= 1
+            if i <= j:
+                x[i], x[j] = x[j], x[i]
+                i += 1
+                j -= 1
+        if at <= j:
+            hi = j
+        elif at >= i:
+            lo = i
+        else:
+            return
+    for i in range(lo + 1, hi + 1):  # insertion sort of what is left
         v = x[i]
         j = i - 1
-        while j >= 0 and x[j] > v:
+        while j >= lo and x[j] > v:
             x[j + 1] = x[j]
             j -= 1
         x[j + 1] = v
+
+
+def _median(x, k):
+    """The median of ``x[:k]`` (k >= 1; rearranged): ops.segment.segment_median's value."""
+    lo, hi, frac = _median_position(k)
+    _select(x, k, lo)
+    low = x[lo]
+    high = low
+    if hi > lo:
+        high = x[hi]
+        for j in range(hi + 1, k):
+            high = min(high, x[j])
+    return low + (high - low) * frac
 
 
 def _gap_stats(times, k, gaps, cv, total):
@@ -216,11 +249,12 @@ def _gap_stats(times, k, gaps, cv, total):
         dev = gaps[j] - mean
         acc += dev * dev
     std = _spread(math.sqrt(acc / float(g)), mean, cv)
-    _sort_small(gaps, g)
-    lo, hi, frac = _median_position(g)
-    total[0] += gaps[0]
-    total[1] += gaps[g - 1]
-    total[2] += gaps[lo] + (gaps[hi] - gaps[lo]) * frac
+    low, high = gaps[0], gaps[0]
+    for j in range(g):
+        low, high = min(low, gaps[j]), max(high, gaps[j])
+    total[0] += low
+    total[1] += high
+    total[2] += _median(gaps, g)
     total[3] += std
 
 
@@ -312,6 +346,7 @@ def _default_features(
     bin_id = np.int64(-1)
     ends = np.empty(most_clients, np.int64)
     times, gaps = np.empty(longest), np.empty(longest)
+    in_client, in_time = np.empty(longest + 1, np.int64), np.empty(longest + 1)  # + 1: see pass 1
     bins, scratch = np.empty((3, longest), np.int64), np.zeros(cells_per_record * longest, np.int64)
     total, width = np.zeros(4), np.empty(3, np.int64)
     for d in range(n_draws):
@@ -328,7 +363,7 @@ def _default_features(
         if rows[s] < first_row or rows[s] >= end_row:
             raise ValueError("a draw's rows must lie in its owner's bag")
         first_ts = ts[rows[s]]
-        n_out, distinct = 0, 0
+        n_out, distinct, n_in = 0, 0, 0
         bin_now, nb = np.int64(-1), -1
         for i in range(s, e):
             r = rows[i]
@@ -344,6 +379,8 @@ def _default_features(
                     codes[c, o, n_codes[c, o]] = code
                     n_codes[c, o] += 1
             client = local[0, r]
+            in_client[n_in], in_time[n_in] = client, ts[r]  # kept if an in-flow
+            n_in += 1 - o
             distinct += flows_of[client] == 0
             flows_of[client] += 1
             in_flows[client] += 1 - o
@@ -382,12 +419,10 @@ def _default_features(
         for client in range(n_clients):
             ends[client] = position
             position += in_flows[client]
-        for i in range(s, e):
-            r = rows[i]
-            if outbound[r] == 0:
-                client = local[0, r]
-                times[ends[client]] = ts[r]
-                ends[client] += 1
+        for i in range(n_in):
+            client = in_client[i]
+            times[ends[client]] = in_time[i]
+            ends[client] += 1
         total[:] = 0.0
         regular = 0
         for client in range(n_clients):
@@ -417,7 +452,8 @@ _HELPERS = (
     "_runs_of_codes",
     "_stats5_of_runs",
     "_unique_of_runs",
-    "_sort_small",
+    "_select",
+    "_median",
     "_gap_stats",
     "_two_order_stats",
     "_bin_stats",

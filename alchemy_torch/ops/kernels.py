@@ -184,10 +184,13 @@ def compiled(namespace: dict, name: str, helpers: tuple[str, ...] = ()):
     if key not in _COMPILED:
         import numba
 
-        jit = numba.njit(cache=True, nogil=True)
+        def jit(function):  # a helper of a kernel compiled before is compiled already
+            if isinstance(function, numba.core.registry.CPUDispatcher):
+                return function
+            return numba.njit(cache=True, nogil=True)(function)
+
         for helper in helpers:
-            if not isinstance(namespace[helper], numba.core.registry.CPUDispatcher):
-                namespace[helper] = jit(namespace[helper])
+            namespace[helper] = jit(namespace[helper])
         _COMPILED[key] = jit(namespace[name])
     return _COMPILED[key]
 
