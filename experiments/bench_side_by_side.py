@@ -63,6 +63,9 @@ bags = make_bags(kind, scale)
 extractor = features.make(kind).fit(bags)
 resampler = Resampler(option=option, iterations=iterations)
 extractor(bags)  # the per-record values, cached once per Bags
+small = make_bags(kind, 0.0005)
+for _ in features.make(kind).fit(small).iter_draws(small, resampler, seed=0):
+    pass  # warm-up: the compiled kernels compile or load here, not in a timed run
 print(alchemy_torch.__file__, flush=True)
 for _ in sys.stdin:
     start, cpu = time.perf_counter(), time.process_time()
