@@ -75,8 +75,10 @@ class Draws:
     """Pseudo-bags as CSR over a Bags' records.
 
     owner: (P,) int64 target index of every draw. offsets: (P+1,) int64. rows: (R,) int64
-    indices into the Bags' records, in time order within each draw. iteration: (P,) int64
-    resampling iteration of every draw (-1 for the originals).
+    indices into the Bags' records, each within its draw's owner's bag (a pseudo-bag is drawn
+    from its own bag: the compiled flow features read per-bag codes and refuse other rows),
+    in time order within each draw. iteration: (P,) int64 resampling iteration of every draw
+    (-1 for the originals).
     """
 
     owner: Tensor

@@ -7,7 +7,8 @@ tests hold both equal value by value. :func:`enabled` says whether a CPU tensor 
 kernel; :func:`compiled_kernels` (or ``ALCHEMY_TORCH_KERNELS=0``) switches them off.
 
 The kernels are compiled on first use (numba ``cache=True``: once per machine, then loaded
-from ``__pycache__``) and run on one thread.
+from ``__pycache__``) and run on one thread. :func:`compiled` compiles kernels of other
+modules the same way (:mod:`alchemy_torch.features.flows_kernel`: whole feature groups).
 """
 
 from __future__ import annotations
