@@ -491,3 +491,31 @@ def test_kernel_median_is_numpys_on_ties_and_every_size(compiled):
         for levels in (2, 7, 10**6):
             x = rng.integers(0, levels, k).astype(np.float64)
             assert median(x.copy(), k) == np.median(x), (k, levels)
+
+
+def test_compiled_kernel_on_threads_gives_the_one_thread_rows(monkeypatch):
+    """Draws shared among threads (the kernel holds no GIL) give every row exactly as one
+    thread does; ``torch.get_num_threads()`` bounds the threads."""
+    pools = []
+
+    class Pool(flows_kernel.ThreadPoolExecutor):
+        def __init__(self, workers):
+            pools.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(flows_kernel, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(flows_kernel, "RECORDS_PER_THREAD", 1)
+    records, _ = datasets.synthetic("flows", n_targets=40, seed=4)
+    bags = Bags.from_records("flows", records)
+    draws = Resampler(4, iterations=3, min_size=1).draw(bags, seed=2)
+    before = torch.get_num_threads()
+    out = {}
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            with kernels.compiled_kernels(True):
+                out[threads] = FlowFeatures()(bags, draws)
+    finally:
+        torch.set_num_threads(before)
+    assert pools == [3]
+    assert torch.equal(out[1], out[3])

@@ -19,12 +19,14 @@ numba (:func:`~alchemy_torch.ops.kernels.enabled`).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from alchemy_torch.ops import kernels
+from alchemy_torch.ops import segment as seg
 
 __all__ = ["local_codes", "default_features", "N_DEFAULT"]
 
@@ -32,6 +34,9 @@ __all__ = ["local_codes", "default_features", "N_DEFAULT"]
 #: that is at most this many cells per record of the draw, else sorts them; the same bound
 #: picks a histogram or a sort for the order statistics of counts per bin
 CELLS_PER_RECORD = 4
+#: :func:`default_features` shares a chunk's draws among ``torch.get_num_threads()`` threads,
+#: each with at least this many records (so ``OMP_NUM_THREADS=1`` runs it on one thread)
+RECORDS_PER_THREAD = 1 << 16
 #: columns of :func:`default_features`: sizes 30, access 5, unmatched 3, flows per bin 6,
 #: clients per bin 5
 N_DEFAULT = 49
@@ -478,15 +483,32 @@ def default_features(
     ``owner`` (P,)) of Bags with ``bag_offsets`` (B+1,), ``ts`` (N,) float64 and ``outbound``
     (N,) 0/1; ``local`` (4, N) int32 per-bag codes of the client and of the three size columns
     (:func:`local_codes`), ``level_offsets`` (3, B+1) where each bag's size levels start in
-    ``bag_levels`` (L,) float64, ``client_offsets`` (B+1,) the bags' clients."""
+    ``bag_levels`` (L,) float64, ``client_offsets`` (B+1,) the bags' clients. Draws are shared
+    among threads (:data:`RECORDS_PER_THREAD`); every draw's row is the same whatever their
+    number."""
     out = np.zeros((owner.numel(), N_DEFAULT))
-    arrays = (rows, offsets, owner, bag_offsets, ts, outbound, local, level_offsets, bag_levels)
-    kernels.compiled(globals(), "_default_features", _HELPERS)(
-        *(a.numpy() for a in arrays),
-        client_offsets.numpy(),
-        float(bin_seconds),
-        bool(cv),
-        CELLS_PER_RECORD,
-        out,
-    )
+    kernel = kernels.compiled(globals(), "_default_features", _HELPERS)
+    per_bag = (bag_offsets, ts, outbound, local, level_offsets, bag_levels, client_offsets)
+    per_bag = tuple(a.numpy() for a in per_bag)
+    rows_, offsets_, owner_ = rows.numpy(), offsets.numpy(), owner.numpy()
+
+    def run(first: int, end: int) -> None:  # draws [first, end): their own rows of ``out``
+        kernel(
+            rows_,
+            offsets_[first : end + 1],
+            owner_[first:end],
+            *per_bag,
+            float(bin_seconds),
+            bool(cv),
+            CELLS_PER_RECORD,
+            out[first:end],
+        )
+
+    threads = min(torch.get_num_threads(), rows.numel() // RECORDS_PER_THREAD, owner.numel())
+    if threads <= 1:
+        run(0, owner.numel())
+    else:  # the kernel holds no GIL: threads of this process share the draws
+        bounds = seg.chunk_bounds(offsets.diff(), -(-rows.numel() // threads))
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, bounds[:-1], bounds[1:]))
     return torch.from_numpy(out)
